@@ -1,0 +1,144 @@
+//! The broker's shared state and the request dispatcher: one place that maps an API key
+//! to its handler in `handlers/`.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Encodable, HeaderVersion};
+use strom_metadata::{LocalMetadataLog, MetadataStore};
+
+use crate::config::BrokerConfig;
+use crate::handlers;
+use crate::partitions::{PartitionManager, METADATA_DIR};
+use crate::protocol::{self, FrameError, Request};
+
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub metadata: MetadataStore,
+    pub partitions: PartitionManager,
+    pub producer_ids: handlers::init_producer_id::ProducerIdAllocator,
+    shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+/// Who sent a request, as far as handlers need to know.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// The name of the listener the connection came in on.
+    pub listener: Arc<str>,
+    pub peer: std::net::SocketAddr,
+    pub client_id: String,
+    pub version: i16,
+}
+
+impl Broker {
+    /// Opens the metadata log and every partition log under `log.dirs`.
+    pub fn open(config: BrokerConfig) -> anyhow::Result<Arc<Broker>> {
+        let started = std::time::Instant::now();
+        let metadata_log = LocalMetadataLog::open(&config.log_dir.join(METADATA_DIR))?;
+        let metadata = MetadataStore::open(Box::new(metadata_log), new_cluster_id)?;
+        let image = metadata.image();
+        let partitions = PartitionManager::open(&config.log_dir, &image, &config, now_ms())?;
+        tracing::info!(
+            topics = image.topics().count(),
+            partitions = partitions.all().len(),
+            cluster_id = %image.cluster_id,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "logs loaded"
+        );
+        Ok(Arc::new(Broker {
+            config,
+            metadata,
+            partitions,
+            producer_ids: Default::default(),
+            shutdown: tokio::sync::watch::channel(false).0,
+        }))
+    }
+
+    /// Re-reads the image into the hosted partitions after a metadata change.
+    pub fn apply_metadata(&self) -> anyhow::Result<()> {
+        self.partitions.reconcile(&self.metadata.image(), &self.config, now_ms())
+    }
+
+    /// Tells connections and long-polls to wind down.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Resolves once shutdown has begun.
+    pub async fn shutdown_started(&self) {
+        let mut rx = self.shutdown.subscribe();
+        let _ = rx.wait_for(|&down| down).await;
+    }
+
+    /// Handles one request. `Ok(None)` means no response is sent (acks=0 produce).
+    pub async fn handle(&self, ctx: &RequestContext, request: &Request) -> Result<Option<Bytes>, FrameError> {
+        macro_rules! serve {
+            ($req:ty, $handler:path) => {{
+                let body: $req = protocol::decode_body(request)?;
+                let response = $handler(self, ctx, body).await;
+                Some(encode(request, &response)?)
+            }};
+        }
+        let response = match request.api_key {
+            ApiKey::ApiVersions => serve!(ApiVersionsRequest, handlers::api_versions::handle),
+            ApiKey::Metadata => serve!(MetadataRequest, handlers::metadata::handle),
+            ApiKey::Produce => {
+                let body: ProduceRequest = protocol::decode_body(request)?;
+                match handlers::produce::handle(self, ctx, body).await? {
+                    Some(response) => Some(encode(request, &response)?),
+                    None => None,
+                }
+            }
+            ApiKey::Fetch => serve!(FetchRequest, handlers::fetch::handle),
+            ApiKey::ListOffsets => serve!(ListOffsetsRequest, handlers::list_offsets::handle),
+            ApiKey::CreateTopics => serve!(CreateTopicsRequest, handlers::topics::create_topics),
+            ApiKey::DeleteTopics => serve!(DeleteTopicsRequest, handlers::topics::delete_topics),
+            ApiKey::CreatePartitions => serve!(CreatePartitionsRequest, handlers::topics::create_partitions),
+            ApiKey::DescribeConfigs => serve!(DescribeConfigsRequest, handlers::configs::describe),
+            ApiKey::AlterConfigs => serve!(AlterConfigsRequest, handlers::configs::alter),
+            ApiKey::IncrementalAlterConfigs => serve!(IncrementalAlterConfigsRequest, handlers::configs::incremental_alter),
+            ApiKey::DescribeCluster => serve!(DescribeClusterRequest, handlers::cluster::describe),
+            ApiKey::DeleteRecords => serve!(DeleteRecordsRequest, handlers::delete_records::handle),
+            ApiKey::InitProducerId => serve!(InitProducerIdRequest, handlers::init_producer_id::handle),
+            other => return Err(FrameError::UnknownApiKey(other as i16)),
+        };
+        Ok(response)
+    }
+}
+
+fn encode<T: Encodable + HeaderVersion>(request: &Request, response: &T) -> Result<Bytes, FrameError> {
+    protocol::encode_response(request.correlation_id, request.version, response).map_err(|e| FrameError::Malformed {
+        what: format!("{:?} v{} response", request.api_key, request.version),
+        detail: format!("{e:#}"),
+    })
+}
+
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// A cluster id in Kafka's form: a random UUID, base64url without padding (22 characters).
+fn new_cluster_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(22);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for byte in uuid::Uuid::new_v4().into_bytes() {
+        acc = (acc << 8) | byte as u32;
+        bits += 8;
+        while bits >= 6 {
+            bits -= 6;
+            out.push(ALPHABET[((acc >> bits) & 63) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        out.push(ALPHABET[((acc << (6 - bits)) & 63) as usize] as char);
+    }
+    out
+}

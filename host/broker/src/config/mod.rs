@@ -1,0 +1,291 @@
+//! Broker configuration: Kafka's property names, from built-in defaults, a TOML file,
+//! `STROM_*` environment variables and `-o key=value` overrides, in that order.
+//!
+//! - [`settings`]: the table of every setting (default, type, documentation).
+//! - [`listeners`]: `listeners`, `advertised.listeners` and the security protocol map.
+//! - [`topic`]: topic-level configs and how they resolve against broker defaults.
+
+pub mod listeners;
+pub mod settings;
+pub mod topic;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+
+pub use listeners::Listener;
+pub use settings::{Kind, Setting, SETTINGS};
+
+/// Where an effective setting came from (DescribeConfigs reports it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    File,
+    Environment,
+    CommandLine,
+}
+
+/// The validated configuration of a broker.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    values: BTreeMap<&'static str, (String, Source)>,
+    pub node_id: i32,
+    pub listeners: Vec<Listener>,
+    pub advertised_listeners: Vec<Listener>,
+    pub controller_listener_names: Vec<String>,
+    pub log_dir: PathBuf,
+}
+
+impl BrokerConfig {
+    /// Builds the configuration from an optional TOML file, the process environment and
+    /// command-line overrides.
+    pub fn load(file: Option<&Path>, overrides: &[String]) -> anyhow::Result<BrokerConfig> {
+        let mut raw: Vec<(String, String, Source)> = Vec::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+            for (k, v) in parse_toml(&text).with_context(|| format!("in config file {}", path.display()))? {
+                raw.push((k, v, Source::File));
+            }
+        }
+        for (key, value) in std::env::vars() {
+            if let Some(name) = env_to_setting(&key) {
+                raw.push((name, value, Source::Environment));
+            }
+        }
+        for item in overrides {
+            let (k, v) = item
+                .split_once('=')
+                .with_context(|| format!("override {item:?} is not of the form key=value"))?;
+            raw.push((k.trim().to_string(), v.trim().to_string(), Source::CommandLine));
+        }
+        BrokerConfig::from_values(raw)
+    }
+
+    /// Builds and validates a configuration from (name, value, source) triples; later
+    /// entries win.
+    pub fn from_values(raw: Vec<(String, String, Source)>) -> anyhow::Result<BrokerConfig> {
+        let mut values: BTreeMap<&'static str, (String, Source)> =
+            SETTINGS.iter().map(|s| (s.name, (s.default.to_string(), Source::Default))).collect();
+        for (name, value, source) in raw {
+            let Some(setting) = settings::find(&name) else {
+                bail!("unknown setting {name:?} (from {source:?}); `strom config defaults` lists every setting");
+            };
+            settings::validate(setting, &value).map_err(anyhow::Error::msg)?;
+            values.insert(setting.name, (value, source));
+        }
+        let get = |name: &str| values[name].0.clone();
+        let protocol_map = listeners::parse_protocol_map(&get("listener.security.protocol.map"))?;
+        let listeners = listeners::parse_listeners(&get("listeners"), &protocol_map).context("in listeners")?;
+        if listeners.is_empty() {
+            bail!("listeners is empty: the broker needs at least one listener");
+        }
+        let advertised_raw = get("advertised.listeners");
+        let advertised_listeners = if advertised_raw.trim().is_empty() {
+            listeners.iter().map(Listener::advertised_default).collect()
+        } else {
+            listeners::parse_listeners(&advertised_raw, &protocol_map).context("in advertised.listeners")?
+        };
+        for advertised in &advertised_listeners {
+            if !listeners.iter().any(|l| l.name == advertised.name) {
+                bail!("advertised listener {} names no listener in listeners", advertised.name);
+            }
+        }
+        let controller_listener_names: Vec<String> = get("controller.listener.names")
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        let inter_broker = get("inter.broker.listener.name");
+        if !listeners.iter().any(|l| l.name == inter_broker) {
+            bail!("inter.broker.listener.name {inter_broker} names no listener in listeners");
+        }
+        if listeners.iter().all(|l| controller_listener_names.contains(&l.name)) {
+            bail!("every listener is a controller listener: clients would have nowhere to connect");
+        }
+        Ok(BrokerConfig {
+            node_id: get("node.id").parse()?,
+            log_dir: PathBuf::from(get("log.dirs").split(',').next().unwrap_or("./data").trim()),
+            listeners,
+            advertised_listeners,
+            controller_listener_names,
+            values,
+        })
+    }
+
+    /// The effective value of a setting, as text.
+    pub fn get(&self, name: &str) -> &str {
+        &self.values.get(name).unwrap_or_else(|| panic!("{name} is not a setting")).0
+    }
+
+    pub fn source(&self, name: &str) -> Source {
+        self.values[name].1
+    }
+
+    pub fn i64(&self, name: &str) -> i64 {
+        self.get(name).parse().unwrap_or_else(|_| panic!("{name} was validated as an integer"))
+    }
+
+    pub fn bool(&self, name: &str) -> bool {
+        self.get(name) == "true"
+    }
+
+    /// Settings with their values and sources, in name order.
+    pub fn entries(&self) -> impl Iterator<Item = (&'static Setting, &str, Source)> {
+        SETTINGS.iter().map(|s| {
+            let (v, src) = &self.values[s.name];
+            (s, v.as_str(), *src)
+        })
+    }
+
+    /// The advertised address for clients that came in on `listener_name`.
+    /// Controller listeners are never advertised: clients do not talk to the quorum.
+    pub fn advertised_for(&self, listener_name: &str) -> Option<&Listener> {
+        if self.is_controller_listener(listener_name) {
+            return None;
+        }
+        self.advertised_listeners.iter().find(|l| l.name == listener_name)
+    }
+
+    pub fn is_controller_listener(&self, name: &str) -> bool {
+        self.controller_listener_names.iter().any(|n| n == name)
+    }
+}
+
+/// `STROM_LOG_DIRS` -> `log.dirs`, for names that are settings.
+fn env_to_setting(var: &str) -> Option<String> {
+    let rest = var.strip_prefix("STROM_")?;
+    let name = rest.to_ascii_lowercase().replace('_', ".");
+    settings::find(&name).map(|s| s.name.to_string())
+}
+
+/// Flattens a TOML document into dotted names: `log.dirs = "x"` (which TOML reads as a
+/// nested table) becomes `("log.dirs", "x")`. Arrays become comma-separated lists.
+pub fn parse_toml(text: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let table: toml::Table = text.parse().context("not valid TOML")?;
+    let mut out = Vec::new();
+    flatten("", &toml::Value::Table(table), &mut out)?;
+    Ok(out)
+}
+
+fn flatten(prefix: &str, value: &toml::Value, out: &mut Vec<(String, String)>) -> anyhow::Result<()> {
+    let scalar = |v: &toml::Value| -> anyhow::Result<String> {
+        Ok(match v {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => bail!("{prefix}: unsupported value {other}"),
+        })
+    };
+    match value {
+        toml::Value::Table(table) => {
+            for (k, v) in table {
+                let name = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                flatten(&name, v, out)?;
+            }
+        }
+        toml::Value::Array(items) => {
+            let parts: anyhow::Result<Vec<String>> = items.iter().map(scalar).collect();
+            out.push((prefix.to_string(), parts?.join(",")));
+        }
+        other => out.push((prefix.to_string(), scalar(other)?)),
+    }
+    Ok(())
+}
+
+/// The documented default configuration file: every setting, its default and its doc.
+pub fn defaults_toml() -> String {
+    let mut out = String::from(
+        "# Strom broker configuration: every setting with its default.\n\
+         # Names are Kafka's. Each can also be set as STROM_<NAME> in the environment (dots\n\
+         # become underscores: STROM_LOG_DIRS) or with `strom serve -o name=value`; the command\n\
+         # line wins over the environment, which wins over this file.\n\
+         # Generated by `strom config defaults`; a test keeps it in step with the code.\n",
+    );
+    for setting in SETTINGS {
+        out.push('\n');
+        for line in wrap(setting.doc, 88) {
+            out.push_str(&format!("# {line}\n"));
+        }
+        let value = match setting.kind {
+            Kind::Boolean | Kind::Int | Kind::Short | Kind::Long | Kind::Double => setting.default.to_string(),
+            _ => format!("{:?}", setting.default),
+        };
+        out.push_str(&format!("{} = {}\n", setting.name, value));
+    }
+    out
+}
+
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split_whitespace() {
+        let line = lines.last_mut().unwrap();
+        if !line.is_empty() && line.len() + 1 + word.len() > width {
+            lines.push(word.to_string());
+        } else {
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_match_kafka_where_it_matters() {
+        let config = BrokerConfig::from_values(vec![]).unwrap();
+        assert_eq!(config.i64("message.max.bytes"), 1_048_588);
+        assert_eq!(config.i64("socket.request.max.bytes"), 100 * 1024 * 1024);
+        assert!(config.bool("auto.create.topics.enable"));
+        assert_eq!(config.listeners[0].port, 9092);
+        assert_eq!(config.advertised_for("PLAINTEXT").unwrap().host, "127.0.0.1");
+    }
+
+    #[test]
+    fn the_shipped_config_file_documents_every_setting_with_its_default() {
+        let shipped = include_str!("../../../../config/strom.toml");
+        assert_eq!(shipped, defaults_toml(), "regenerate with `strom config defaults > config/strom.toml`");
+        let parsed = parse_toml(shipped).unwrap();
+        assert_eq!(parsed.len(), SETTINGS.len());
+        for (name, value) in parsed {
+            assert_eq!(settings::find(&name).unwrap().default, value, "{name}");
+        }
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_the_name() {
+        let err = |k: &str, v: &str| {
+            BrokerConfig::from_values(vec![(k.into(), v.into(), Source::CommandLine)]).unwrap_err().to_string()
+        };
+        assert!(err("no.such.thing", "1").contains("unknown setting \"no.such.thing\""));
+        assert!(err("num.partitions", "many").contains("num.partitions"));
+        assert!(err("listeners", "PLAINTEXT://127.0.0.1:x").contains("port"));
+        let e = format!("{:#}", BrokerConfig::from_values(vec![("listeners".into(), "FOO://:1".into(), Source::File)]).unwrap_err());
+        assert!(e.contains("FOO"), "{e}");
+    }
+
+    #[test]
+    fn toml_dotted_keys_flatten_and_later_sources_win() {
+        let parsed = parse_toml("log.dirs = \"/x\"\nnum.partitions = 3\nlisteners = [\"PLAINTEXT://:1\", \"CONTROLLER://:2\"]\n").unwrap();
+        let mut raw: Vec<_> = parsed.into_iter().map(|(k, v)| (k, v, Source::File)).collect();
+        raw.push(("num.partitions".into(), "5".into(), Source::CommandLine));
+        let config = BrokerConfig::from_values(raw).unwrap();
+        assert_eq!(config.log_dir, PathBuf::from("/x"));
+        assert_eq!(config.i64("num.partitions"), 5);
+        assert_eq!(config.source("num.partitions"), Source::CommandLine);
+        assert_eq!(config.listeners.len(), 2);
+        assert!(config.is_controller_listener("CONTROLLER"));
+    }
+
+    #[test]
+    fn env_names_map_to_settings() {
+        assert_eq!(env_to_setting("STROM_LOG_DIRS").as_deref(), Some("log.dirs"));
+        assert_eq!(env_to_setting("STROM_BOOTSTRAP_SERVER"), None);
+    }
+}

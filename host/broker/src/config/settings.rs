@@ -1,0 +1,117 @@
+//! Every broker setting Strom knows: name, default, type and documentation. This table is
+//! the single source for defaults, validation, DescribeConfigs and `config/strom.toml`.
+
+/// Kafka's config types, with the numeric ids DescribeConfigs v3+ reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Boolean = 1,
+    String = 2,
+    Int = 3,
+    Short = 4,
+    Long = 5,
+    Double = 6,
+    List = 7,
+}
+
+#[derive(Debug)]
+pub struct Setting {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub kind: Kind,
+    /// The topic-level config this broker setting is the default for, if any.
+    pub topic_config: Option<&'static str>,
+    pub doc: &'static str,
+}
+
+const fn s(name: &'static str, default: &'static str, kind: Kind, topic_config: Option<&'static str>, doc: &'static str) -> Setting {
+    Setting { name, default, kind, topic_config, doc }
+}
+
+use Kind::*;
+
+pub const LONG_MAX: &str = "9223372036854775807";
+
+pub static SETTINGS: &[Setting] = &[
+    s("node.id", "1", Int, None, "The id of this node in the cluster."),
+    s("process.roles", "broker,controller", List, None, "Roles this node plays. A single node is both broker and the one voter of the metadata quorum."),
+    s("listeners", "PLAINTEXT://127.0.0.1:9092", List, None, "Comma-separated NAME://host:port the broker binds. An empty host binds every interface. The security protocol of each NAME comes from listener.security.protocol.map."),
+    s("advertised.listeners", "", List, None, "NAME://host:port that clients are told in Metadata, per listener. Empty: the same as listeners (an empty or 0.0.0.0 host is advertised as this machine's hostname)."),
+    s("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT", List, None, "Maps each listener name to its security protocol (PLAINTEXT today; SSL and SASL arrive with the security work)."),
+    s("inter.broker.listener.name", "PLAINTEXT", String, None, "The listener other brokers use to reach this one."),
+    s("controller.listener.names", "CONTROLLER", List, None, "Listeners reserved for the metadata quorum; never advertised to clients. A single node needs none bound."),
+    s("log.dirs", "./data", String, None, "Where partition logs and the metadata log live."),
+    s("num.partitions", "1", Int, None, "Partitions of a topic created without a partition count (including auto-created topics)."),
+    s("default.replication.factor", "1", Short, None, "Replication factor of a topic created without one."),
+    s("auto.create.topics.enable", "true", Boolean, None, "Create a topic when a client asks Metadata for one that does not exist."),
+    s("message.max.bytes", "1048588", Int, Some("max.message.bytes"), "The largest record batch the broker accepts (after compression), in bytes."),
+    s("socket.request.max.bytes", "104857600", Int, None, "The largest request frame a connection may send; a larger size prefix closes the connection."),
+    s("connections.max.idle.ms", "600000", Long, None, "Close connections idle this long."),
+    s("log.segment.bytes", "1073741824", Int, Some("segment.bytes"), "Roll a new segment when the active one would grow past this size."),
+    s("log.roll.ms", "604800000", Long, Some("segment.ms"), "Roll a new segment when the active one is this old."),
+    s("log.index.interval.bytes", "4096", Int, Some("index.interval.bytes"), "Bytes of log between two offset index entries."),
+    s("log.index.size.max.bytes", "10485760", Int, Some("segment.index.bytes"), "Maximum size of an offset index (accepted for compatibility; Strom's indexes grow as needed)."),
+    s("log.retention.ms", "604800000", Long, Some("retention.ms"), "Delete a segment once its newest record is older than this (-1: forever)."),
+    s("log.retention.bytes", "-1", Long, Some("retention.bytes"), "Delete old segments while a partition is larger than this (-1: no limit)."),
+    s("log.retention.check.interval.ms", "300000", Long, None, "How often retention runs."),
+    s("log.cleanup.policy", "delete", List, Some("cleanup.policy"), "delete, compact or both. Retention by time and size applies with delete; compaction is stored but not yet run by this version."),
+    s("log.flush.interval.messages", LONG_MAX, Long, Some("flush.messages"), "fsync a partition after this many records. The default leaves flushing to the OS, as Kafka does: acknowledged records survive a process crash (kill -9), not a power loss."),
+    s("log.flush.interval.ms", LONG_MAX, Long, Some("flush.ms"), "fsync a partition when its oldest unflushed record is this old."),
+    s("log.flush.scheduler.interval.ms", "1000", Long, None, "How often the broker checks for partitions due for a time-based flush."),
+    s("log.message.timestamp.type", "CreateTime", String, Some("message.timestamp.type"), "CreateTime keeps the producer's timestamps; LogAppendTime stamps batches with the broker's clock."),
+    s("min.insync.replicas", "1", Int, Some("min.insync.replicas"), "With acks=all, a produce fails with NOT_ENOUGH_REPLICAS when fewer replicas are in sync."),
+    s("compression.type", "producer", String, Some("compression.type"), "Codec of stored batches. Only producer (keep what the producer sent) is supported today."),
+    s("log.cleaner.delete.retention.ms", "86400000", Long, Some("delete.retention.ms"), "How long tombstones are kept by compaction (accepted; compaction is not yet run)."),
+    s("log.cleaner.min.compaction.lag.ms", "0", Long, Some("min.compaction.lag.ms"), "Minimum age before a record may be compacted (accepted; compaction is not yet run)."),
+    s("log.cleaner.max.compaction.lag.ms", LONG_MAX, Long, Some("max.compaction.lag.ms"), "Maximum time a record may stay uncompacted (accepted; compaction is not yet run)."),
+    s("log.cleaner.min.cleanable.ratio", "0.5", Double, Some("min.cleanable.dirty.ratio"), "Dirty ratio that triggers compaction (accepted; compaction is not yet run)."),
+    s("unclean.leader.election.enable", "false", Boolean, Some("unclean.leader.election.enable"), "Allow an out-of-sync replica to become leader (meaningful with replication)."),
+    s("shutdown.timeout.ms", "30000", Long, None, "On SIGTERM, how long to let in-flight requests finish before logs are closed."),
+];
+
+pub fn find(name: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.name == name)
+}
+
+/// The broker setting that gives a topic config its default.
+pub fn for_topic_config(topic_config: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.topic_config == Some(topic_config))
+}
+
+/// Topic-level config names, sorted.
+pub fn topic_config_names() -> Vec<&'static str> {
+    let mut names: Vec<_> = SETTINGS.iter().filter_map(|s| s.topic_config).collect();
+    names.sort_unstable();
+    names
+}
+
+/// Checks that `value` is well-formed for `setting`; the message says what is wrong.
+pub fn validate(setting: &Setting, value: &str) -> Result<(), std::string::String> {
+    let name = setting.name;
+    let bad = |what: &str| Err(format!("invalid value {value:?} for {name}: {what}"));
+    match setting.kind {
+        Boolean if value != "true" && value != "false" => bad("expected true or false"),
+        Int if value.parse::<i32>().is_err() => bad("expected a 32-bit integer"),
+        Short if value.parse::<i16>().is_err() => bad("expected a 16-bit integer"),
+        Long if value.parse::<i64>().is_err() => bad("expected a 64-bit integer"),
+        Double if value.parse::<f64>().is_err() => bad("expected a number"),
+        _ => match (name, value) {
+            ("log.message.timestamp.type", v) if v != "CreateTime" && v != "LogAppendTime" => {
+                bad("expected CreateTime or LogAppendTime")
+            }
+            ("log.cleanup.policy", v) if v.split(',').any(|p| !matches!(p.trim(), "delete" | "compact")) => {
+                bad("expected delete, compact or delete,compact")
+            }
+            ("compression.type", v) if v != "producer" => {
+                bad("only producer is supported: batches are stored as the producer compressed them")
+            }
+            ("log.segment.bytes", v) if v.parse::<i64>().is_ok_and(|n| n < 14) => bad("must be at least 14"),
+            ("message.max.bytes" | "socket.request.max.bytes", v) if v.parse::<i64>().is_ok_and(|n| n <= 0) => {
+                bad("must be positive")
+            }
+            ("min.insync.replicas" | "num.partitions" | "default.replication.factor", v) if v.parse::<i64>().is_ok_and(|n| n < 1) => {
+                bad("must be at least 1")
+            }
+            _ => Ok(()),
+        },
+    }
+}

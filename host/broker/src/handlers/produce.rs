@@ -1,0 +1,110 @@
+//! Produce: append each partition's batches as they came (no decoding), then answer
+//! with the assigned offsets. acks=0 gets no answer; a failure then closes the connection,
+//! which is how Kafka tells such a producer that something went wrong.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+
+use super::{storage_error_code, str_bytes};
+use crate::broker::{now_ms, Broker, RequestContext};
+use crate::config::topic as topic_config;
+use crate::partitions::Partition;
+use crate::protocol::FrameError;
+
+/// The leader epoch of every partition until replication brings leader changes.
+pub const LEADER_EPOCH: i32 = 0;
+
+pub async fn handle(broker: &Broker, ctx: &RequestContext, request: ProduceRequest) -> Result<Option<ProduceResponse>, FrameError> {
+    let acks = request.acks;
+    let mut response = ProduceResponse::default();
+    let mut first_failure: Option<String> = None;
+    let image = broker.metadata.image();
+    for topic in request.topic_data {
+        let name = topic.name.0.to_string();
+        let mut topic_response = TopicProduceResponse::default();
+        topic_response.name = topic.name.clone();
+        for partition_data in topic.partition_data {
+            let mut r = PartitionProduceResponse::default();
+            r.index = partition_data.index;
+            r.base_offset = -1;
+            r.log_append_time_ms = -1;
+            r.log_start_offset = -1;
+            let outcome = if !matches!(acks, -1..=1) {
+                Err((ResponseError::InvalidRequiredAcks, format!("acks must be -1, 0 or 1, not {acks}")))
+            } else if request.transactional_id.is_some() {
+                Err((ResponseError::InvalidTxnState, "transactions are not supported by this broker yet".to_string()))
+            } else {
+                match (broker.partitions.get(&name, partition_data.index), image.topic(&name)) {
+                    (Some(partition), Some(topic_image)) => {
+                        let min_isr: i64 = topic_config::effective(&broker.config, &topic_image.configs, "min.insync.replicas")
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(1);
+                        if acks == -1 && min_isr > 1 {
+                            Err((
+                                ResponseError::NotEnoughReplicas,
+                                format!("min.insync.replicas is {min_isr} but only 1 replica is in sync"),
+                            ))
+                        } else {
+                            match partition_data.records {
+                                Some(records) => append(&partition, &records, &mut r).await,
+                                None => Err((ResponseError::InvalidRecord, "the partition's records are null".to_string())),
+                            }
+                        }
+                    }
+                    _ => Err((ResponseError::UnknownTopicOrPartition, format!("{name}-{} does not exist", partition_data.index))),
+                }
+            };
+            if let Err((code, message)) = outcome {
+                tracing::debug!(topic = %name, partition = partition_data.index, client = %ctx.client_id, peer = %ctx.peer, %message, "produce refused");
+                first_failure.get_or_insert_with(|| format!("{name}-{}: {message}", partition_data.index));
+                r.error_code = code.code();
+                if ctx.version >= 8 {
+                    r.error_message = Some(str_bytes(message));
+                }
+            }
+            topic_response.partition_responses.push(r);
+        }
+        response.responses.push(topic_response);
+    }
+    if acks == 0 {
+        return match first_failure {
+            Some(reason) => Err(FrameError::AcksZeroFailure(reason)),
+            None => Ok(None),
+        };
+    }
+    Ok(Some(response))
+}
+
+async fn append(partition: &Arc<Partition>, records: &[u8], r: &mut PartitionProduceResponse) -> Result<(), (ResponseError, String)> {
+    let appended = {
+        let mut log = partition.log.write();
+        let result = log.append(records, now_ms(), LEADER_EPOCH);
+        if result.as_ref().is_ok_and(|info| !info.duplicate) {
+            partition.advance_high_watermark(&mut log);
+        }
+        r.log_start_offset = log.log_start_offset();
+        result
+    };
+    let info = appended.map_err(|e| (storage_error_code(&e), e.to_string()))?;
+    if let Some(job) = info.rolled {
+        let partition = Arc::clone(partition);
+        tokio::spawn(async move {
+            if let Err(e) = partition.run_flush(job).await {
+                tracing::error!(topic = %partition.topic, partition = partition.index, error = %format!("{e:#}"), "flushing rolled segment failed");
+            }
+        });
+    }
+    if let Some(job) = info.flush {
+        // Acknowledge only what the flush policy says must be on disk.
+        partition
+            .run_flush(job)
+            .await
+            .map_err(|e| (ResponseError::KafkaStorageError, format!("{e:#}")))?;
+    }
+    r.base_offset = info.base_offset;
+    r.log_append_time_ms = info.log_append_time_ms;
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! Periodic work on every partition: time-based flushes (`flush.ms`) and retention
+//! (`retention.ms`, `retention.bytes`). Runs until shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::broker::{now_ms, Broker};
+
+pub fn spawn(broker: Arc<Broker>) {
+    let flush_every = Duration::from_millis(broker.config.i64("log.flush.scheduler.interval.ms").max(10) as u64);
+    let retention_every = Duration::from_millis(broker.config.i64("log.retention.check.interval.ms").max(10) as u64);
+    let flusher = Arc::clone(&broker);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(flush_every);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = flusher.shutdown_started() => return,
+            }
+            for partition in flusher.partitions.all() {
+                let job = partition.log.write().flush_if_due(now_ms());
+                if let Some(job) = job {
+                    if let Err(e) = partition.run_flush(job).await {
+                        tracing::error!(topic = %partition.topic, partition = partition.index, error = %format!("{e:#}"), "scheduled flush failed");
+                    }
+                }
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(retention_every);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = broker.shutdown_started() => return,
+            }
+            for partition in broker.partitions.all() {
+                let deleted = partition.log.write().apply_retention(now_ms());
+                match deleted {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(topic = %partition.topic, partition = partition.index, segments = n, "retention deleted segments"),
+                    Err(e) => tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "retention failed"),
+                }
+            }
+        }
+    });
+}

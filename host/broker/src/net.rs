@@ -1,0 +1,158 @@
+//! Networking: listeners, and one task per connection that reads size-prefixed frames,
+//! has the broker handle them in order, and writes the responses back in the same order.
+//!
+//! *Architecture invariant:* a bad frame costs only its own connection. Oversized size
+//! prefixes, garbage, unknown APIs and unsupported versions close that connection (or, for
+//! ApiVersions, get Kafka's UNSUPPORTED_VERSION answer); nothing here can stop the broker.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::BytesMut;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::ApiKey;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+use crate::broker::{Broker, RequestContext};
+use crate::handlers::api_versions;
+use crate::protocol::{self, FrameError};
+
+const SOCKET_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Binds every configured listener. Fails with the address when one cannot be bound.
+pub async fn bind(broker: &Broker) -> anyhow::Result<Vec<(Arc<str>, TcpListener)>> {
+    let mut bound = Vec::new();
+    for listener in &broker.config.listeners {
+        let address = listener.bind_address();
+        let socket = TcpListener::bind(&address)
+            .await
+            .with_context(|| format!("cannot bind listener {} to {address}", listener.name))?;
+        tracing::info!(listener = %listener.name, address = %socket.local_addr()?, "listening");
+        bound.push((Arc::from(listener.name.as_str()), socket));
+    }
+    Ok(bound)
+}
+
+/// Accepts connections until shutdown begins; then waits (up to `grace`) for open
+/// connections to finish the request they are on.
+pub async fn serve(broker: Arc<Broker>, listeners: Vec<(Arc<str>, TcpListener)>, grace: Duration) {
+    let mut connections = JoinSet::new();
+    let mut acceptors = JoinSet::new();
+    let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel::<(TcpStream, SocketAddr, Arc<str>)>(1024);
+    for (name, socket) in listeners {
+        let tx = conn_tx.clone();
+        acceptors.spawn(async move {
+            loop {
+                match socket.accept().await {
+                    Ok((stream, peer)) => {
+                        if tx.send((stream, peer, Arc::clone(&name))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        // Typically EMFILE: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+    }
+    drop(conn_tx);
+    loop {
+        tokio::select! {
+            Some((stream, peer, listener)) = conn_rx.recv() => {
+                let broker = Arc::clone(&broker);
+                connections.spawn(async move {
+                    if let Err(e) = serve_connection(&broker, stream, peer, listener).await {
+                        tracing::debug!(%peer, error = %e, "connection closed");
+                    }
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = broker.shutdown_started() => break,
+        }
+    }
+    acceptors.abort_all();
+    let drained = tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!(remaining = connections.len(), "connections still busy at the shutdown deadline; closing them");
+        connections.abort_all();
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ConnectionError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("frame size {size} is outside 0..={max} (socket.request.max.bytes)")]
+    FrameSize { size: i32, max: i64 },
+    #[error("idle for {0:?}")]
+    Idle(Duration),
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+}
+
+async fn serve_connection(broker: &Broker, stream: TcpStream, peer: SocketAddr, listener: Arc<str>) -> Result<(), ConnectionError> {
+    stream.set_nodelay(true)?;
+    let max_frame = broker.config.i64("socket.request.max.bytes");
+    let idle = Duration::from_millis(broker.config.i64("connections.max.idle.ms").max(1) as u64);
+    let (read_half, write_half) = stream.into_split();
+    let mut reader = BufReader::with_capacity(SOCKET_BUFFER_BYTES, read_half);
+    let mut writer = BufWriter::with_capacity(SOCKET_BUFFER_BYTES, write_half);
+    let mut ctx = RequestContext { listener, peer, client_id: String::new(), version: 0 };
+    loop {
+        if reader.buffer().is_empty() {
+            writer.flush().await?;
+        }
+        let size = tokio::select! {
+            size = reader.read_i32() => match size {
+                Ok(size) => size,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                Err(e) => return Err(e.into()),
+            },
+            _ = tokio::time::sleep(idle) => return Err(ConnectionError::Idle(idle)),
+            _ = broker.shutdown_started() => return Ok(()),
+        };
+        if size < 0 || size as i64 > max_frame {
+            tracing::warn!(%peer, size, max = max_frame, "closing connection: request frame too large");
+            return Err(ConnectionError::FrameSize { size, max: max_frame });
+        }
+        let mut frame = BytesMut::zeroed(size as usize);
+        tokio::time::timeout(idle, reader.read_exact(&mut frame)).await.map_err(|_| ConnectionError::Idle(idle))??;
+        let request = match protocol::parse_request(frame.freeze()) {
+            Ok(request) => request,
+            Err(FrameError::UnsupportedApiVersions { version, correlation_id }) => {
+                // Kafka answers in the v0 format so any client can read the versions it may use.
+                let body = api_versions::response(ResponseError::UnsupportedVersion.code());
+                let bytes = protocol::encode_response(correlation_id, 0, &body).expect("ApiVersions v0 encodes");
+                tracing::debug!(%peer, version, "ApiVersions with an unsupported version");
+                writer.write_all(&bytes).await?;
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "closing connection: unusable request");
+                return Err(e.into());
+            }
+        };
+        ctx.client_id.clone_from(&request.client_id);
+        ctx.version = request.version;
+        if request.api_key == ApiKey::Fetch {
+            // A long-poll may wait: let earlier pipelined responses go out first.
+            writer.flush().await?;
+        }
+        match broker.handle(&ctx, &request).await {
+            Ok(Some(bytes)) => writer.write_all(&bytes).await?,
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(%peer, client = %ctx.client_id, api = ?request.api_key, version = request.version, error = %e, "closing connection");
+                writer.flush().await?;
+                return Err(e.into());
+            }
+        }
+    }
+}
