@@ -75,8 +75,12 @@ pub struct AppendInfo {
     pub records: i64,
     /// The batch was a retry of one already in the log; nothing was written.
     pub duplicate: bool,
-    /// Work the caller should run off the append path: fsync what is now unflushed.
+    /// An fsync the flush policy (`flush.messages`, `flush.ms`) requires before the
+    /// append is acknowledged.
     pub flush: Option<FlushJob>,
+    /// The append rolled a new segment: fsync the old ones in the background (as Kafka
+    /// does) so that recovery after a crash can start from the new segment.
+    pub rolled: Option<FlushJob>,
 }
 
 /// An fsync to run outside the log's lock, then report with [`Log::flushed_up_to`].
@@ -271,6 +275,7 @@ impl Log {
                     records: 0,
                     duplicate: true,
                     flush: None,
+                    rolled: None,
                 });
             }
             if let Some(state) = scratch.as_mut() {
@@ -280,7 +285,7 @@ impl Log {
 
         let bytes: usize = raw_batches.iter().map(|b| b.len()).sum();
         let records_count: i64 = headers.iter().map(|h| h.records_count as i64).sum();
-        let mut flush = self.maybe_roll(bytes, records_count, now_ms)?;
+        let rolled = self.maybe_roll(bytes, records_count, now_ms)?;
 
         let log_append_time = self.config.timestamp_type == TimestampType::LogAppendTime;
         let stamped: Vec<Vec<u8>> = if log_append_time {
@@ -315,11 +320,7 @@ impl Log {
             None => self.producers.update(&headers[0]),
         }
         self.unflushed_records += records_count;
-        if flush.is_none() && self.flush_due(now_ms) {
-            flush = Some(self.flush_job());
-            self.last_flush_ms = now_ms;
-            self.unflushed_records = 0;
-        }
+        let flush = self.flush_if_due(now_ms);
         Ok(AppendInfo {
             base_offset,
             last_offset: next - 1,
@@ -327,6 +328,7 @@ impl Log {
             records: records_count,
             duplicate: false,
             flush,
+            rolled,
         })
     }
 
@@ -539,6 +541,14 @@ impl Log {
         checkpoint::write_offset(&self.dir.join(RECOVERY_POINT_FILE), self.log_end_offset)?;
         checkpoint::write_atomically(&self.dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
         Ok(())
+    }
+
+    /// A job that fsyncs every segment, for a shutdown that cannot take the log by value.
+    pub fn close_job(&self) -> Option<FlushJob> {
+        Some(FlushJob {
+            files: self.segments.values().map(|s| s.file_handle()).collect(),
+            up_to_offset: self.log_end_offset,
+        })
     }
 
     /// Removes the log and its directory.

@@ -261,7 +261,7 @@ mod tests {
     #[test]
     fn bad_settings_are_refused_with_the_name() {
         let err = |k: &str, v: &str| {
-            BrokerConfig::from_values(vec![(k.into(), v.into(), Source::CommandLine)]).unwrap_err().to_string()
+            format!("{:#}", BrokerConfig::from_values(vec![(k.into(), v.into(), Source::CommandLine)]).unwrap_err())
         };
         assert!(err("no.such.thing", "1").contains("unknown setting \"no.such.thing\""));
         assert!(err("num.partitions", "many").contains("num.partitions"));
