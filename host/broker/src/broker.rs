@@ -58,7 +58,8 @@ impl Broker {
 
     /// Re-reads the image into the hosted partitions after a metadata change.
     pub fn apply_metadata(&self) -> anyhow::Result<()> {
-        self.partitions.reconcile(&self.metadata.image(), &self.config, now_ms())
+        self.partitions
+            .reconcile(&self.metadata.image(), &self.config, now_ms())
     }
 
     /// Tells connections and long-polls to wind down.
@@ -77,7 +78,11 @@ impl Broker {
     }
 
     /// Handles one request. `Ok(None)` means no response is sent (acks=0 produce).
-    pub async fn handle(&self, ctx: &RequestContext, request: &Request) -> Result<Option<Bytes>, FrameError> {
+    pub async fn handle(
+        &self,
+        ctx: &RequestContext,
+        request: &Request,
+    ) -> Result<Option<Bytes>, FrameError> {
         macro_rules! serve {
             ($req:ty, $handler:path) => {{
                 let body: $req = protocol::decode_body(request)?;
@@ -99,29 +104,43 @@ impl Broker {
             ApiKey::ListOffsets => serve!(ListOffsetsRequest, handlers::list_offsets::handle),
             ApiKey::CreateTopics => serve!(CreateTopicsRequest, handlers::topics::create_topics),
             ApiKey::DeleteTopics => serve!(DeleteTopicsRequest, handlers::topics::delete_topics),
-            ApiKey::CreatePartitions => serve!(CreatePartitionsRequest, handlers::topics::create_partitions),
+            ApiKey::CreatePartitions => {
+                serve!(CreatePartitionsRequest, handlers::topics::create_partitions)
+            }
             ApiKey::DescribeConfigs => serve!(DescribeConfigsRequest, handlers::configs::describe),
             ApiKey::AlterConfigs => serve!(AlterConfigsRequest, handlers::configs::alter),
-            ApiKey::IncrementalAlterConfigs => serve!(IncrementalAlterConfigsRequest, handlers::configs::incremental_alter),
+            ApiKey::IncrementalAlterConfigs => serve!(
+                IncrementalAlterConfigsRequest,
+                handlers::configs::incremental_alter
+            ),
             ApiKey::DescribeCluster => serve!(DescribeClusterRequest, handlers::cluster::describe),
             ApiKey::DeleteRecords => serve!(DeleteRecordsRequest, handlers::delete_records::handle),
-            ApiKey::InitProducerId => serve!(InitProducerIdRequest, handlers::init_producer_id::handle),
+            ApiKey::InitProducerId => {
+                serve!(InitProducerIdRequest, handlers::init_producer_id::handle)
+            }
             other => return Err(FrameError::UnknownApiKey(other as i16)),
         };
         Ok(response)
     }
 }
 
-fn encode<T: Encodable + HeaderVersion>(request: &Request, response: &T) -> Result<Bytes, FrameError> {
-    protocol::encode_response(request.correlation_id, request.version, response).map_err(|e| FrameError::Malformed {
-        what: format!("{:?} v{} response", request.api_key, request.version),
-        detail: format!("{e:#}"),
+fn encode<T: Encodable + HeaderVersion>(
+    request: &Request,
+    response: &T,
+) -> Result<Bytes, FrameError> {
+    protocol::encode_response(request.correlation_id, request.version, response).map_err(|e| {
+        FrameError::Malformed {
+            what: format!("{:?} v{} response", request.api_key, request.version),
+            detail: format!("{e:#}"),
+        }
     })
 }
 
-
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// A cluster id in Kafka's form: a random UUID, base64url without padding (22 characters).

@@ -20,7 +20,11 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "strom", version, about = "A Kafka-compatible broker extended with WebAssembly")]
+#[command(
+    name = "strom",
+    version,
+    about = "A Kafka-compatible broker extended with WebAssembly"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -74,13 +78,20 @@ fn main() -> ExitCode {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("STROM_LOG").unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("STROM_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = config::BrokerConfig::load(args.config.as_deref(), &args.overrides)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("strom").build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("strom")
+        .build()?;
     runtime.block_on(async move {
         let grace = Duration::from_millis(config.i64("shutdown.timeout.ms").max(0) as u64);
         let broker = broker::Broker::open(config)?;

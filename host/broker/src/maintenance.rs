@@ -7,8 +7,10 @@ use std::time::Duration;
 use crate::broker::{now_ms, Broker};
 
 pub fn spawn(broker: Arc<Broker>) {
-    let flush_every = Duration::from_millis(broker.config.i64("log.flush.scheduler.interval.ms").max(10) as u64);
-    let retention_every = Duration::from_millis(broker.config.i64("log.retention.check.interval.ms").max(10) as u64);
+    let flush_every =
+        Duration::from_millis(broker.config.i64("log.flush.scheduler.interval.ms").max(10) as u64);
+    let retention_every =
+        Duration::from_millis(broker.config.i64("log.retention.check.interval.ms").max(10) as u64);
     let flusher = Arc::clone(&broker);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(flush_every);
@@ -38,8 +40,12 @@ pub fn spawn(broker: Arc<Broker>) {
                 let deleted = partition.log.write().apply_retention(now_ms());
                 match deleted {
                     Ok(0) => {}
-                    Ok(n) => tracing::info!(topic = %partition.topic, partition = partition.index, segments = n, "retention deleted segments"),
-                    Err(e) => tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "retention failed"),
+                    Ok(n) => {
+                        tracing::info!(topic = %partition.topic, partition = partition.index, segments = n, "retention deleted segments")
+                    }
+                    Err(e) => {
+                        tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "retention failed")
+                    }
                 }
             }
         }

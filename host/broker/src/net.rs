@@ -42,7 +42,8 @@ pub async fn bind(broker: &Broker) -> anyhow::Result<Vec<(Arc<str>, TcpListener)
 pub async fn serve(broker: Arc<Broker>, listeners: Vec<(Arc<str>, TcpListener)>, grace: Duration) {
     let mut connections = JoinSet::new();
     let mut acceptors = JoinSet::new();
-    let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel::<(TcpStream, SocketAddr, Arc<str>)>(1024);
+    let (conn_tx, mut conn_rx) =
+        tokio::sync::mpsc::channel::<(TcpStream, SocketAddr, Arc<str>)>(1024);
     for (name, socket) in listeners {
         let tx = conn_tx.clone();
         acceptors.spawn(async move {
@@ -78,9 +79,15 @@ pub async fn serve(broker: Arc<Broker>, listeners: Vec<(Arc<str>, TcpListener)>,
         }
     }
     acceptors.abort_all();
-    let drained = tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} }).await;
+    let drained = tokio::time::timeout(grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
     if drained.is_err() {
-        tracing::warn!(remaining = connections.len(), "connections still busy at the shutdown deadline; closing them");
+        tracing::warn!(
+            remaining = connections.len(),
+            "connections still busy at the shutdown deadline; closing them"
+        );
         connections.abort_all();
     }
 }
@@ -97,14 +104,24 @@ enum ConnectionError {
     Frame(#[from] FrameError),
 }
 
-async fn serve_connection(broker: &Broker, stream: TcpStream, peer: SocketAddr, listener: Arc<str>) -> Result<(), ConnectionError> {
+async fn serve_connection(
+    broker: &Broker,
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: Arc<str>,
+) -> Result<(), ConnectionError> {
     stream.set_nodelay(true)?;
     let max_frame = broker.config.i64("socket.request.max.bytes");
     let idle = Duration::from_millis(broker.config.i64("connections.max.idle.ms").max(1) as u64);
     let (read_half, write_half) = stream.into_split();
     let mut reader = BufReader::with_capacity(SOCKET_BUFFER_BYTES, read_half);
     let mut writer = BufWriter::with_capacity(SOCKET_BUFFER_BYTES, write_half);
-    let mut ctx = RequestContext { listener, peer, client_id: String::new(), version: 0 };
+    let mut ctx = RequestContext {
+        listener,
+        peer,
+        client_id: String::new(),
+        version: 0,
+    };
     loop {
         if reader.buffer().is_empty() {
             writer.flush().await?;
@@ -120,16 +137,25 @@ async fn serve_connection(broker: &Broker, stream: TcpStream, peer: SocketAddr, 
         };
         if size < 0 || size as i64 > max_frame {
             tracing::warn!(%peer, size, max = max_frame, "closing connection: request frame too large");
-            return Err(ConnectionError::FrameSize { size, max: max_frame });
+            return Err(ConnectionError::FrameSize {
+                size,
+                max: max_frame,
+            });
         }
         let mut frame = BytesMut::zeroed(size as usize);
-        tokio::time::timeout(idle, reader.read_exact(&mut frame)).await.map_err(|_| ConnectionError::Idle(idle))??;
+        tokio::time::timeout(idle, reader.read_exact(&mut frame))
+            .await
+            .map_err(|_| ConnectionError::Idle(idle))??;
         let request = match protocol::parse_request(frame.freeze()) {
             Ok(request) => request,
-            Err(FrameError::UnsupportedApiVersions { version, correlation_id }) => {
+            Err(FrameError::UnsupportedApiVersions {
+                version,
+                correlation_id,
+            }) => {
                 // Kafka answers in the v0 format so any client can read the versions it may use.
                 let body = api_versions::response(ResponseError::UnsupportedVersion.code());
-                let bytes = protocol::encode_response(correlation_id, 0, &body).expect("ApiVersions v0 encodes");
+                let bytes = protocol::encode_response(correlation_id, 0, &body)
+                    .expect("ApiVersions v0 encodes");
                 tracing::debug!(%peer, version, "ApiVersions with an unsupported version");
                 writer.write_all(&bytes).await?;
                 continue;

@@ -30,7 +30,10 @@ pub fn supported_versions() -> Vec<(ApiKey, i16, i16)> {
 }
 
 pub fn version_range(key: ApiKey) -> Option<(i16, i16)> {
-    supported_versions().into_iter().find(|(k, _, _)| *k == key).map(|(_, min, max)| (min, max))
+    supported_versions()
+        .into_iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, min, max)| (min, max))
 }
 
 /// The parsed header of a request frame and its undecoded body.
@@ -75,14 +78,21 @@ pub fn parse_request(mut frame: Bytes) -> Result<Request, FrameError> {
     };
     if version < min || version > max {
         if api_key == ApiKey::ApiVersions {
-            return Err(FrameError::UnsupportedApiVersions { version, correlation_id });
+            return Err(FrameError::UnsupportedApiVersions {
+                version,
+                correlation_id,
+            });
         }
-        return Err(FrameError::UnsupportedVersion { key: api_key, version });
+        return Err(FrameError::UnsupportedVersion {
+            key: api_key,
+            version,
+        });
     }
-    let header = RequestHeader::decode(&mut frame, api_key.request_header_version(version)).map_err(|e| FrameError::Malformed {
-        what: format!("{api_key:?} v{version} request header"),
-        detail: e.to_string(),
-    })?;
+    let header = RequestHeader::decode(&mut frame, api_key.request_header_version(version))
+        .map_err(|e| FrameError::Malformed {
+            what: format!("{api_key:?} v{version} request header"),
+            detail: e.to_string(),
+        })?;
     Ok(Request {
         api_key,
         version,
@@ -101,14 +111,21 @@ pub fn decode_body<T: Decodable>(request: &Request) -> Result<T, FrameError> {
     };
     let decoded = T::decode(&mut body, request.version).map_err(|e| malformed(format!("{e:#}")))?;
     if body.has_remaining() {
-        return Err(malformed(format!("{} bytes left over after the body", body.remaining())));
+        return Err(malformed(format!(
+            "{} bytes left over after the body",
+            body.remaining()
+        )));
     }
     Ok(decoded)
 }
 
 /// Encodes a response with its size prefix and header. The header version comes from the
 /// response type (ApiVersions always uses header v0, even when flexible).
-pub fn encode_response<T: Encodable + HeaderVersion>(correlation_id: i32, version: i16, response: &T) -> anyhow::Result<Bytes> {
+pub fn encode_response<T: Encodable + HeaderVersion>(
+    correlation_id: i32,
+    version: i16,
+    response: &T,
+) -> anyhow::Result<Bytes> {
     let header_version = T::header_version(version);
     let body_size = response.compute_size(version)?;
     let header_size = if header_version >= 1 { 5 } else { 4 };

@@ -305,7 +305,10 @@ pub(crate) mod tests {
         assert_eq!(header.last_offset_delta, 2);
         let last = batch.len() - 1;
         batch[last] ^= 1;
-        assert!(matches!(validate(&batch), Err(StorageError::CorruptBatch(_))));
+        assert!(matches!(
+            validate(&batch),
+            Err(StorageError::CorruptBatch(_))
+        ));
     }
 
     #[test]
@@ -324,7 +327,10 @@ pub(crate) mod tests {
         b[0..8].copy_from_slice(&2i64.to_be_bytes());
         let both: Vec<u8> = a.iter().chain(b.iter()).copied().collect();
         assert_eq!(whole_batches_prefix(&both, i64::MAX), both.len());
-        assert_eq!(whole_batches_prefix(&both[..both.len() - 3], i64::MAX), a.len());
+        assert_eq!(
+            whole_batches_prefix(&both[..both.len() - 3], i64::MAX),
+            a.len()
+        );
         assert_eq!(whole_batches_prefix(&both, 2), a.len());
         a.truncate(10);
         assert_eq!(whole_batches_prefix(&a, i64::MAX), 0);

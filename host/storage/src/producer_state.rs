@@ -242,8 +242,13 @@ mod tests {
         let first = header(7, 0, 0, 3, 0);
         assert_eq!(state.check(&first).unwrap(), SequenceCheck::Append);
         state.update(&first);
-        assert!(matches!(state.check(&first).unwrap(), SequenceCheck::Duplicate(b) if b.first_offset == 0 && b.last_offset == 2));
-        assert_eq!(state.check(&header(7, 0, 3, 1, 3)).unwrap(), SequenceCheck::Append);
+        assert!(
+            matches!(state.check(&first).unwrap(), SequenceCheck::Duplicate(b) if b.first_offset == 0 && b.last_offset == 2)
+        );
+        assert_eq!(
+            state.check(&header(7, 0, 3, 1, 3)).unwrap(),
+            SequenceCheck::Append
+        );
         assert!(matches!(
             state.check(&header(7, 0, 5, 1, 3)),
             Err(StorageError::OutOfOrderSequence { expected: 3, .. })

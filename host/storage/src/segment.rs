@@ -49,7 +49,12 @@ pub struct RecoveryReport {
 }
 
 impl Segment {
-    pub fn create(dir: &Path, base_offset: i64, index_interval_bytes: u64, now_ms: i64) -> Result<Segment> {
+    pub fn create(
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u64,
+        now_ms: i64,
+    ) -> Result<Segment> {
         let path = dir.join(file_name(base_offset, "log"));
         let file = OpenOptions::new()
             .create(true)
@@ -183,9 +188,7 @@ impl Segment {
             buf.clear();
             buf.extend_from_slice(&prefix);
             buf.resize(LOG_OVERHEAD + length as usize, 0);
-            if read_exact_or_eof(&mut reader, &mut buf[LOG_OVERHEAD..])?
-                < length as usize
-            {
+            if read_exact_or_eof(&mut reader, &mut buf[LOG_OVERHEAD..])? < length as usize {
                 break;
             }
             let Ok(header) = batch::validate(&buf) else {
@@ -222,9 +225,12 @@ impl Segment {
     /// Updates indexes and bookkeeping for a batch that now sits at `position`.
     fn index_batch(&mut self, header: &BatchHeader, position: u64) {
         let relative = (header.base_offset - self.base_offset) as u32;
-        if self.bytes_since_index_entry >= self.index_interval_bytes || self.offset_index.is_empty() && position > 0 {
+        if self.bytes_since_index_entry >= self.index_interval_bytes
+            || self.offset_index.is_empty() && position > 0
+        {
             self.offset_index.append(relative, position as u32);
-            self.time_index.maybe_append(self.max_timestamp.max(header.max_timestamp), relative);
+            self.time_index
+                .maybe_append(self.max_timestamp.max(header.max_timestamp), relative);
             self.bytes_since_index_entry = 0;
         }
         self.bytes_since_index_entry += header.total_bytes() as u64;
@@ -384,7 +390,11 @@ fn read_exact_or_eof(reader: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
 
 /// `write_all` for vectored writes (std's is unstable). Segment files are opened with
 /// O_APPEND, so every write lands at the end of the valid log, even after a truncation.
-fn write_all_vectored_at_end(file: &File, slices: &mut [IoSlice<'_>], mut remaining: usize) -> std::io::Result<()> {
+fn write_all_vectored_at_end(
+    file: &File,
+    slices: &mut [IoSlice<'_>],
+    mut remaining: usize,
+) -> std::io::Result<()> {
     let mut writer = file;
     let mut slices: &mut [IoSlice<'_>] = slices;
     while remaining > 0 {

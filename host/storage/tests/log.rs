@@ -58,7 +58,11 @@ fn crc32c(data: &[u8]) -> u32 {
     for &byte in data {
         crc ^= byte as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -105,19 +109,31 @@ fn appends_assign_offsets_and_reads_return_whole_batches() {
     let data = log.read(3, 1, i64::MAX, true).unwrap();
     assert_eq!(offsets_in(&data), vec![(3, 5)]);
     assert!(log.read(150, 100, i64::MAX, true).unwrap().is_empty());
-    assert!(matches!(log.read(151, 100, i64::MAX, true), Err(StorageError::OffsetOutOfRange { .. })));
+    assert!(matches!(
+        log.read(151, 100, i64::MAX, true),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
 }
 
 #[test]
 fn corrupt_and_oversized_batches_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { max_message_bytes: 200, ..LogConfig::default() };
+    let config = LogConfig {
+        max_message_bytes: 200,
+        ..LogConfig::default()
+    };
     let mut log = Log::open(dir.path(), config, 0).unwrap();
     let mut bad = batch(2, 1, None);
     let n = bad.len();
     bad[n - 2] ^= 0x40;
-    assert!(matches!(log.append(&bad, 0, 0), Err(StorageError::CorruptBatch(_))));
-    assert!(matches!(log.append(&batch(30, 1, None), 0, 0), Err(StorageError::MessageTooLarge { .. })));
+    assert!(matches!(
+        log.append(&bad, 0, 0),
+        Err(StorageError::CorruptBatch(_))
+    ));
+    assert!(matches!(
+        log.append(&batch(30, 1, None), 0, 0),
+        Err(StorageError::MessageTooLarge { .. })
+    ));
     assert_eq!(log.log_end_offset(), 0);
 }
 
@@ -136,7 +152,10 @@ fn torn_tail_is_truncated_on_recovery_and_appends_continue() {
     }
     let mut log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
     assert_eq!(log.log_end_offset(), 20);
-    assert_eq!(log.append(&batch(1, 5, None), 0, 0).unwrap().base_offset, 20);
+    assert_eq!(
+        log.append(&batch(1, 5, None), 0, 0).unwrap().base_offset,
+        20
+    );
     let data = log.read(18, 1 << 20, i64::MAX, true).unwrap();
     assert_eq!(offsets_in(&data), vec![(18, 19), (20, 20)]);
 }
@@ -153,8 +172,18 @@ fn clean_close_reopens_without_recovery_and_keeps_everything() {
     let log = Log::open(dir.path(), small_segments(), 0).unwrap();
     assert_eq!(log.log_end_offset(), 80);
     assert_eq!(log.read(0, 1 << 20, i64::MAX, true).unwrap(), before);
-    assert_eq!(log.batch_at_timestamp(20).unwrap().map(|b| BatchHeader::parse(&b).unwrap().base_offset), Some(40));
-    assert_eq!(log.batch_with_max_timestamp().unwrap().map(|b| BatchHeader::parse(&b).unwrap().base_offset), Some(78));
+    assert_eq!(
+        log.batch_at_timestamp(20)
+            .unwrap()
+            .map(|b| BatchHeader::parse(&b).unwrap().base_offset),
+        Some(40)
+    );
+    assert_eq!(
+        log.batch_with_max_timestamp()
+            .unwrap()
+            .map(|b| BatchHeader::parse(&b).unwrap().base_offset),
+        Some(78)
+    );
 }
 
 #[test]
@@ -163,7 +192,8 @@ fn retried_idempotent_batches_are_not_appended_twice_even_after_a_crash() {
     {
         let mut log = Log::open(dir.path(), small_segments(), 0).unwrap();
         for seq in 0..20 {
-            log.append(&batch(2, 1, Some((42, 0, seq * 2))), 0, 0).unwrap();
+            log.append(&batch(2, 1, Some((42, 0, seq * 2))), 0, 0)
+                .unwrap();
         }
         let dup = log.append(&batch(2, 1, Some((42, 0, 38))), 0, 0).unwrap();
         assert!(dup.duplicate);
@@ -171,18 +201,29 @@ fn retried_idempotent_batches_are_not_appended_twice_even_after_a_crash() {
     }
     let mut log = Log::open(dir.path(), small_segments(), 0).unwrap();
     let dup = log.append(&batch(2, 1, Some((42, 0, 38))), 0, 0).unwrap();
-    assert!(dup.duplicate, "state must be rebuilt from snapshot + log after a crash");
+    assert!(
+        dup.duplicate,
+        "state must be rebuilt from snapshot + log after a crash"
+    );
     assert!(matches!(
         log.append(&batch(1, 1, Some((42, 0, 45))), 0, 0),
         Err(StorageError::OutOfOrderSequence { expected: 40, .. })
     ));
-    assert_eq!(log.append(&batch(1, 1, Some((42, 0, 40))), 0, 0).unwrap().base_offset, 40);
+    assert_eq!(
+        log.append(&batch(1, 1, Some((42, 0, 40))), 0, 0)
+            .unwrap()
+            .base_offset,
+        40
+    );
 }
 
 #[test]
 fn log_append_time_is_stamped() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig { timestamp_type: TimestampType::LogAppendTime, ..LogConfig::default() };
+    let config = LogConfig {
+        timestamp_type: TimestampType::LogAppendTime,
+        ..LogConfig::default()
+    };
     let mut log = Log::open(dir.path(), config, 0).unwrap();
     let info = log.append(&batch(2, 5, None), 777, 0).unwrap();
     assert_eq!(info.log_append_time_ms, 777);
@@ -203,8 +244,14 @@ fn delete_records_and_retention_move_the_log_start() {
     let segments = log.segment_count();
     assert_eq!(log.delete_records_before(30, 0).unwrap(), 30);
     assert!(log.segment_count() < segments);
-    assert!(matches!(log.read(29, 100, i64::MAX, true), Err(StorageError::OffsetOutOfRange { .. })));
-    assert_eq!(offsets_in(&log.read(30, 10, i64::MAX, true).unwrap())[0], (30, 31));
+    assert!(matches!(
+        log.read(29, 100, i64::MAX, true),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(
+        offsets_in(&log.read(30, 10, i64::MAX, true).unwrap())[0],
+        (30, 31)
+    );
     drop(log);
     let mut log = Log::open(dir.path(), small_segments(), 0).unwrap();
     assert_eq!(log.log_start_offset(), 30);

@@ -23,8 +23,20 @@ pub struct Setting {
     pub doc: &'static str,
 }
 
-const fn s(name: &'static str, default: &'static str, kind: Kind, topic_config: Option<&'static str>, doc: &'static str) -> Setting {
-    Setting { name, default, kind, topic_config, doc }
+const fn s(
+    name: &'static str,
+    default: &'static str,
+    kind: Kind,
+    topic_config: Option<&'static str>,
+    doc: &'static str,
+) -> Setting {
+    Setting {
+        name,
+        default,
+        kind,
+        topic_config,
+        doc,
+    }
 }
 
 use Kind::*;
@@ -74,7 +86,9 @@ pub fn find(name: &str) -> Option<&'static Setting> {
 
 /// The broker setting that gives a topic config its default.
 pub fn for_topic_config(topic_config: &str) -> Option<&'static Setting> {
-    SETTINGS.iter().find(|s| s.topic_config == Some(topic_config))
+    SETTINGS
+        .iter()
+        .find(|s| s.topic_config == Some(topic_config))
 }
 
 /// Topic-level config names, sorted.
@@ -98,17 +112,26 @@ pub fn validate(setting: &Setting, value: &str) -> Result<(), std::string::Strin
             ("log.message.timestamp.type", v) if v != "CreateTime" && v != "LogAppendTime" => {
                 bad("expected CreateTime or LogAppendTime")
             }
-            ("log.cleanup.policy", v) if v.split(',').any(|p| !matches!(p.trim(), "delete" | "compact")) => {
+            ("log.cleanup.policy", v)
+                if v.split(',')
+                    .any(|p| !matches!(p.trim(), "delete" | "compact")) =>
+            {
                 bad("expected delete, compact or delete,compact")
             }
-            ("compression.type", v) if v != "producer" => {
-                bad("only producer is supported: batches are stored as the producer compressed them")
+            ("compression.type", v) if v != "producer" => bad(
+                "only producer is supported: batches are stored as the producer compressed them",
+            ),
+            ("log.segment.bytes", v) if v.parse::<i64>().is_ok_and(|n| n < 14) => {
+                bad("must be at least 14")
             }
-            ("log.segment.bytes", v) if v.parse::<i64>().is_ok_and(|n| n < 14) => bad("must be at least 14"),
-            ("message.max.bytes" | "socket.request.max.bytes", v) if v.parse::<i64>().is_ok_and(|n| n <= 0) => {
+            ("message.max.bytes" | "socket.request.max.bytes", v)
+                if v.parse::<i64>().is_ok_and(|n| n <= 0) =>
+            {
                 bad("must be positive")
             }
-            ("min.insync.replicas" | "num.partitions" | "default.replication.factor", v) if v.parse::<i64>().is_ok_and(|n| n < 1) => {
+            ("min.insync.replicas" | "num.partitions" | "default.replication.factor", v)
+                if v.parse::<i64>().is_ok_and(|n| n < 1) =>
+            {
                 bad("must be at least 1")
             }
             _ => Ok(()),

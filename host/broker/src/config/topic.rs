@@ -25,7 +25,8 @@ pub fn setting(name: &str) -> Result<&'static Setting, TopicConfigError> {
 /// Validates one override, with the topic config's name in the message.
 pub fn validate(name: &str, value: &str) -> Result<(), TopicConfigError> {
     let setting = setting(name)?;
-    settings::validate(setting, value).map_err(|msg| TopicConfigError::Invalid(msg.replace(setting.name, name)))
+    settings::validate(setting, value)
+        .map_err(|msg| TopicConfigError::Invalid(msg.replace(setting.name, name)))
 }
 
 pub fn validate_all(configs: &BTreeMap<String, String>) -> Result<(), TopicConfigError> {
@@ -33,7 +34,11 @@ pub fn validate_all(configs: &BTreeMap<String, String>) -> Result<(), TopicConfi
 }
 
 /// The effective value of topic config `name`: the override, else the broker's value.
-pub fn effective<'a>(broker: &'a BrokerConfig, overrides: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
+pub fn effective<'a>(
+    broker: &'a BrokerConfig,
+    overrides: &'a BTreeMap<String, String>,
+    name: &str,
+) -> Option<&'a str> {
     match overrides.get(name) {
         Some(v) => Some(v.as_str()),
         None => settings::for_topic_config(name).map(|s| broker.get(s.name)),
@@ -43,14 +48,18 @@ pub fn effective<'a>(broker: &'a BrokerConfig, overrides: &'a BTreeMap<String, S
 /// The storage settings of a topic's partitions.
 pub fn log_config(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -> LogConfig {
     let num = |name: &str| -> i64 {
-        effective(broker, overrides, name).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{name} is validated"))
+        effective(broker, overrides, name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} is validated"))
     };
     LogConfig {
         segment_bytes: num("segment.bytes").max(14) as u64,
         segment_ms: num("segment.ms"),
         index_interval_bytes: num("index.interval.bytes").max(0) as u64,
         max_message_bytes: num("max.message.bytes").max(0) as usize,
-        timestamp_type: if effective(broker, overrides, "message.timestamp.type") == Some("LogAppendTime") {
+        timestamp_type: if effective(broker, overrides, "message.timestamp.type")
+            == Some("LogAppendTime")
+        {
             TimestampType::LogAppendTime
         } else {
             TimestampType::CreateTime
@@ -59,6 +68,7 @@ pub fn log_config(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -
         flush_ms: num("flush.ms"),
         retention_ms: num("retention.ms"),
         retention_bytes: num("retention.bytes"),
-        delete_enabled: effective(broker, overrides, "cleanup.policy").is_some_and(|p| p.split(',').any(|x| x.trim() == "delete")),
+        delete_enabled: effective(broker, overrides, "cleanup.policy")
+            .is_some_and(|p| p.split(',').any(|x| x.trim() == "delete")),
     }
 }

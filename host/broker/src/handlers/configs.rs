@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, HashSet};
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym};
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use strom_metadata::MetadataRecord;
@@ -55,14 +57,30 @@ pub fn topic_entries(broker: &Broker, overrides: &BTreeMap<String, String>) -> V
                 synonyms.push((name.to_string(), v.clone(), ConfigSource::DynamicTopic));
             }
             if broker_src == ConfigSource::StaticBroker {
-                synonyms.push((setting.name.to_string(), broker_value.clone(), ConfigSource::StaticBroker));
+                synonyms.push((
+                    setting.name.to_string(),
+                    broker_value.clone(),
+                    ConfigSource::StaticBroker,
+                ));
             }
-            synonyms.push((setting.name.to_string(), setting.default.to_string(), ConfigSource::Default));
+            synonyms.push((
+                setting.name.to_string(),
+                setting.default.to_string(),
+                ConfigSource::Default,
+            ));
             let (value, source) = match overrides.get(name) {
                 Some(v) => (v.clone(), ConfigSource::DynamicTopic),
                 None => (broker_value, broker_src),
             };
-            ConfigEntry { name: name.to_string(), value, source, kind: setting.kind, doc: setting.doc, read_only: false, synonyms }
+            ConfigEntry {
+                name: name.to_string(),
+                value,
+                source,
+                kind: setting.kind,
+                doc: setting.doc,
+                read_only: false,
+                synonyms,
+            }
         })
         .collect()
 }
@@ -75,7 +93,11 @@ fn broker_entries(broker: &Broker) -> Vec<ConfigEntry> {
             let source = broker_source(source);
             let mut synonyms = vec![(setting.name.to_string(), value.to_string(), source)];
             if source != ConfigSource::Default {
-                synonyms.push((setting.name.to_string(), setting.default.to_string(), ConfigSource::Default));
+                synonyms.push((
+                    setting.name.to_string(),
+                    setting.default.to_string(),
+                    ConfigSource::Default,
+                ));
             }
             ConfigEntry {
                 name: setting.name.to_string(),
@@ -94,7 +116,11 @@ fn is_this_broker(broker: &Broker, name: &str) -> bool {
     name.is_empty() || name == broker.config.node_id.to_string()
 }
 
-pub async fn describe(broker: &Broker, ctx: &RequestContext, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
+pub async fn describe(
+    broker: &Broker,
+    ctx: &RequestContext,
+    request: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
     let mut response = DescribeConfigsResponse::default();
     let image = broker.metadata.image();
     for resource in request.resources {
@@ -105,19 +131,37 @@ pub async fn describe(broker: &Broker, ctx: &RequestContext, request: DescribeCo
         let entries = match resource.resource_type {
             RESOURCE_TOPIC => match image.topic(&name) {
                 Some(topic) => Ok(topic_entries(broker, &topic.configs)),
-                None => Err((ResponseError::UnknownTopicOrPartition, format!("topic '{name}' does not exist"))),
+                None => Err((
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("topic '{name}' does not exist"),
+                )),
             },
             RESOURCE_BROKER if is_this_broker(broker, &name) => Ok(broker_entries(broker)),
-            RESOURCE_BROKER => Err((ResponseError::InvalidRequest, format!("this node is broker {}, not {name}", broker.config.node_id))),
-            other => Err((ResponseError::InvalidRequest, format!("resource type {other} is not supported"))),
+            RESOURCE_BROKER => Err((
+                ResponseError::InvalidRequest,
+                format!("this node is broker {}, not {name}", broker.config.node_id),
+            )),
+            other => Err((
+                ResponseError::InvalidRequest,
+                format!("resource type {other} is not supported"),
+            )),
         };
         match entries {
             Ok(entries) => {
-                let keys: Option<HashSet<String>> = resource.configuration_keys.map(|k| k.iter().map(|s| s.to_string()).collect());
+                let keys: Option<HashSet<String>> = resource
+                    .configuration_keys
+                    .map(|k| k.iter().map(|s| s.to_string()).collect());
                 result.configs = entries
                     .into_iter()
                     .filter(|e| keys.as_ref().is_none_or(|k| k.contains(&e.name)))
-                    .map(|e| to_wire(e, ctx.version, request.include_synonyms, request.include_documentation))
+                    .map(|e| {
+                        to_wire(
+                            e,
+                            ctx.version,
+                            request.include_synonyms,
+                            request.include_documentation,
+                        )
+                    })
                     .collect();
             }
             Err((code, message)) => {
@@ -130,7 +174,12 @@ pub async fn describe(broker: &Broker, ctx: &RequestContext, request: DescribeCo
     response
 }
 
-fn to_wire(entry: ConfigEntry, version: i16, synonyms: bool, documentation: bool) -> DescribeConfigsResourceResult {
+fn to_wire(
+    entry: ConfigEntry,
+    version: i16,
+    synonyms: bool,
+    documentation: bool,
+) -> DescribeConfigsResourceResult {
     let mut c = DescribeConfigsResourceResult::default();
     c.name = str_bytes(entry.name);
     c.value = Some(str_bytes(entry.value));
@@ -169,22 +218,34 @@ fn replace_topic_configs(
     compute: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, Refusal>,
 ) -> Result<(), Refusal> {
     let committed = broker.metadata.submit_with(|image| {
-        let current = image
-            .topic(topic)
-            .ok_or((ResponseError::UnknownTopicOrPartition, format!("topic '{topic}' does not exist")))?;
+        let current = image.topic(topic).ok_or((
+            ResponseError::UnknownTopicOrPartition,
+            format!("topic '{topic}' does not exist"),
+        ))?;
         let next = compute(&current.configs)?;
-        topic_config::validate_all(&next).map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
+        topic_config::validate_all(&next)
+            .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
         if validate_only || next == current.configs {
             return Ok(vec![]);
         }
-        Ok(vec![MetadataRecord::TopicConfigsReplaced { topic_id: current.id, configs: next }])
+        Ok(vec![MetadataRecord::TopicConfigsReplaced {
+            topic_id: current.id,
+            configs: next,
+        }])
     });
     match committed {
         Ok(Ok(_)) => {}
         Ok(Err(refusal)) => return Err(refusal),
-        Err(e) => return Err((ResponseError::KafkaStorageError, format!("metadata log: {e}"))),
+        Err(e) => {
+            return Err((
+                ResponseError::KafkaStorageError,
+                format!("metadata log: {e}"),
+            ))
+        }
     }
-    broker.apply_metadata().map_err(|e| (ResponseError::KafkaStorageError, format!("{e:#}")))
+    broker
+        .apply_metadata()
+        .map_err(|e| (ResponseError::KafkaStorageError, format!("{e:#}")))
 }
 
 fn broker_refusal(broker: &Broker, name: &str) -> Refusal {
@@ -194,11 +255,18 @@ fn broker_refusal(broker: &Broker, name: &str) -> Refusal {
             "broker configs cannot be changed at runtime yet: set them in strom.toml, STROM_* variables or `strom serve -o`".into(),
         )
     } else {
-        (ResponseError::InvalidRequest, format!("this node is broker {}, not {name}", broker.config.node_id))
+        (
+            ResponseError::InvalidRequest,
+            format!("this node is broker {}, not {name}", broker.config.node_id),
+        )
     }
 }
 
-pub async fn alter(broker: &Broker, _ctx: &RequestContext, request: AlterConfigsRequest) -> AlterConfigsResponse {
+pub async fn alter(
+    broker: &Broker,
+    _ctx: &RequestContext,
+    request: AlterConfigsRequest,
+) -> AlterConfigsResponse {
     let mut response = AlterConfigsResponse::default();
     for resource in request.resources {
         let name = resource.resource_name.to_string();
@@ -207,16 +275,19 @@ pub async fn alter(broker: &Broker, _ctx: &RequestContext, request: AlterConfigs
                 // AlterConfigs replaces the whole set: anything not named reverts to default.
                 let mut next = BTreeMap::new();
                 for config in &resource.configs {
-                    let value = config
-                        .value
-                        .as_ref()
-                        .ok_or((ResponseError::InvalidConfig, format!("config {} has a null value", config.name.as_str())))?;
+                    let value = config.value.as_ref().ok_or((
+                        ResponseError::InvalidConfig,
+                        format!("config {} has a null value", config.name.as_str()),
+                    ))?;
                     next.insert(config.name.to_string(), value.to_string());
                 }
                 Ok(next)
             }),
             RESOURCE_BROKER => Err(broker_refusal(broker, &name)),
-            other => Err((ResponseError::InvalidRequest, format!("resource type {other} is not supported"))),
+            other => Err((
+                ResponseError::InvalidRequest,
+                format!("resource type {other} is not supported"),
+            )),
         };
         let mut r = alter_configs_response::AlterConfigsResourceResponse::default();
         r.resource_type = resource.resource_type;
@@ -235,16 +306,25 @@ const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
-pub async fn incremental_alter(broker: &Broker, _ctx: &RequestContext, request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
+pub async fn incremental_alter(
+    broker: &Broker,
+    _ctx: &RequestContext,
+    request: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
     let mut response = IncrementalAlterConfigsResponse::default();
     for resource in request.resources {
         let name = resource.resource_name.to_string();
         let outcome = match resource.resource_type {
-            RESOURCE_TOPIC => replace_topic_configs(broker, &name, request.validate_only, |current| {
-                apply_operations(broker, current, &resource.configs)
-            }),
+            RESOURCE_TOPIC => {
+                replace_topic_configs(broker, &name, request.validate_only, |current| {
+                    apply_operations(broker, current, &resource.configs)
+                })
+            }
             RESOURCE_BROKER => Err(broker_refusal(broker, &name)),
-            other => Err((ResponseError::InvalidRequest, format!("resource type {other} is not supported"))),
+            other => Err((
+                ResponseError::InvalidRequest,
+                format!("resource type {other} is not supported"),
+            )),
         };
         let mut r = incremental_alter_configs_response::AlterConfigsResourceResponse::default();
         r.resource_type = resource.resource_type;
@@ -268,14 +348,18 @@ fn apply_operations(
     for op in operations {
         let key = op.name.to_string();
         if !seen.insert(key.clone()) {
-            return Err((ResponseError::InvalidRequest, format!("config {key} appears more than once")));
+            return Err((
+                ResponseError::InvalidRequest,
+                format!("config {key} appears more than once"),
+            ));
         }
-        let setting = topic_config::setting(&key).map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
+        let setting = topic_config::setting(&key)
+            .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
         let value = || -> Result<String, Refusal> {
-            op.value
-                .as_ref()
-                .map(StrBytes::to_string)
-                .ok_or((ResponseError::InvalidConfig, format!("config {key} needs a value for this operation")))
+            op.value.as_ref().map(StrBytes::to_string).ok_or((
+                ResponseError::InvalidConfig,
+                format!("config {key} needs a value for this operation"),
+            ))
         };
         match op.config_operation {
             OP_SET => {
@@ -287,10 +371,19 @@ fn apply_operations(
             }
             OP_APPEND | OP_SUBTRACT => {
                 if setting.kind != Kind::List {
-                    return Err((ResponseError::InvalidConfig, format!("config {key} is not a list; APPEND and SUBTRACT do not apply")));
+                    return Err((
+                        ResponseError::InvalidConfig,
+                        format!("config {key} is not a list; APPEND and SUBTRACT do not apply"),
+                    ));
                 }
-                let effective = topic_config::effective(&broker.config, &next, &key).unwrap_or_default().to_string();
-                let mut items: Vec<String> = effective.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+                let effective = topic_config::effective(&broker.config, &next, &key)
+                    .unwrap_or_default()
+                    .to_string();
+                let mut items: Vec<String> = effective
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
                 for item in value()?.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                     if op.config_operation == OP_APPEND {
                         if !items.iter().any(|i| i == item) {
@@ -303,7 +396,12 @@ fn apply_operations(
                 let joined = items.join(",");
                 next.insert(key, joined);
             }
-            other => return Err((ResponseError::InvalidRequest, format!("unknown config operation {other}"))),
+            other => {
+                return Err((
+                    ResponseError::InvalidRequest,
+                    format!("unknown config operation {other}"),
+                ))
+            }
         }
     }
     Ok(next)

@@ -1,7 +1,9 @@
 //! DeleteRecords: move a partition's log start offset forward.
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use super::storage_error_code;
@@ -10,7 +12,11 @@ use crate::broker::{now_ms, Broker, RequestContext};
 /// An offset of -1 means "up to the high watermark".
 const TO_HIGH_WATERMARK: i64 = -1;
 
-pub async fn handle(broker: &Broker, _ctx: &RequestContext, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub async fn handle(
+    broker: &Broker,
+    _ctx: &RequestContext,
+    request: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
     let mut response = DeleteRecordsResponse::default();
     for topic in request.topics {
         let name = topic.name.0.to_string();
@@ -24,7 +30,11 @@ pub async fn handle(broker: &Broker, _ctx: &RequestContext, request: DeleteRecor
                 None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
                 Some(partition) => {
                     let mut log = partition.log.write();
-                    let offset = if p.offset == TO_HIGH_WATERMARK { log.high_watermark() } else { p.offset };
+                    let offset = if p.offset == TO_HIGH_WATERMARK {
+                        log.high_watermark()
+                    } else {
+                        p.offset
+                    };
                     match log.delete_records_before(offset, now_ms()) {
                         Ok(low) => r.low_watermark = low,
                         Err(e) => r.error_code = storage_error_code(&e).code(),

@@ -14,8 +14,8 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::storage_error_code;
 use super::produce::LEADER_EPOCH;
+use super::{leader_epoch_error, storage_error_code};
 use crate::broker::{Broker, RequestContext};
 use crate::partitions::Partition;
 
@@ -36,7 +36,11 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: FetchRequest
     let deadline = Instant::now() + wait;
     loop {
         // Subscribe before reading so that an append between the read and the wait wakes us.
-        let mut signals: Vec<watch::Receiver<i64>> = targets.iter().flat_map(|t| t.partitions.iter()).filter_map(|p| p.partition.as_ref().map(|p| p.subscribe())).collect();
+        let mut signals: Vec<watch::Receiver<i64>> = targets
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .filter_map(|p| p.partition.as_ref().map(|p| p.subscribe()))
+            .collect();
         let (response, bytes, had_error) = read(&targets, &request);
         let done = bytes >= request.min_bytes.max(0) as usize
             || had_error
@@ -82,26 +86,37 @@ fn resolve(broker: &Broker, ctx: &RequestContext, request: &FetchRequest) -> Vec
                     None => (None, ResponseError::UnknownTopicId),
                 }
             } else {
-                (Some(topic.topic.0.to_string()), ResponseError::UnknownTopicOrPartition)
+                (
+                    Some(topic.topic.0.to_string()),
+                    ResponseError::UnknownTopicOrPartition,
+                )
             };
             let partitions = topic
                 .partitions
                 .iter()
                 .map(|p| {
-                    let partition = name.as_ref().and_then(|n| broker.partitions.get(n, p.partition));
+                    let partition = name
+                        .as_ref()
+                        .and_then(|n| broker.partitions.get(n, p.partition));
                     let error = if partition.is_none() {
                         Some(unknown)
-                    } else if p.current_leader_epoch > LEADER_EPOCH {
-                        Some(ResponseError::UnknownLeaderEpoch)
-                    } else if p.current_leader_epoch >= 0 && p.current_leader_epoch < LEADER_EPOCH {
-                        Some(ResponseError::FencedLeaderEpoch)
                     } else {
-                        None
+                        leader_epoch_error(p.current_leader_epoch, LEADER_EPOCH)
                     };
-                    PartitionTarget { index: p.partition, fetch_offset: p.fetch_offset, max_bytes: p.partition_max_bytes, partition, error }
+                    PartitionTarget {
+                        index: p.partition,
+                        fetch_offset: p.fetch_offset,
+                        max_bytes: p.partition_max_bytes,
+                        partition,
+                        error,
+                    }
                 })
                 .collect();
-            Target { name: Some(topic.topic.clone()).filter(|_| ctx.version < 13), topic_id: topic.topic_id, partitions }
+            Target {
+                name: Some(topic.topic.clone()).filter(|_| ctx.version < 13),
+                topic_id: topic.topic_id,
+                partitions,
+            }
         })
         .collect()
 }
@@ -111,7 +126,11 @@ fn resolve(broker: &Broker, ctx: &RequestContext, request: &FetchRequest) -> Vec
 fn read(targets: &[Target], request: &FetchRequest) -> (FetchResponse, usize, bool) {
     let mut response = FetchResponse::default();
     response.session_id = NO_SESSION;
-    let mut budget = if request.max_bytes > 0 { request.max_bytes as usize } else { usize::MAX };
+    let mut budget = if request.max_bytes > 0 {
+        request.max_bytes as usize
+    } else {
+        usize::MAX
+    };
     let mut total = 0usize;
     let mut had_error = false;
     for target in targets {
@@ -132,7 +151,10 @@ fn read(targets: &[Target], request: &FetchRequest) -> (FetchResponse, usize, bo
             }
             match (&p.partition, p.error) {
                 (None, _) | (_, Some(_)) => {
-                    data.error_code = p.error.unwrap_or(ResponseError::UnknownTopicOrPartition).code();
+                    data.error_code = p
+                        .error
+                        .unwrap_or(ResponseError::UnknownTopicOrPartition)
+                        .code();
                     had_error = true;
                 }
                 (Some(partition), None) => {

@@ -3,21 +3,28 @@
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::records::RecordBatchDecoder;
 use strom_storage::{BatchHeader, TimestampType};
 
 use super::produce::LEADER_EPOCH;
-use super::storage_error_code;
+use super::{leader_epoch_error, storage_error_code};
 use crate::broker::{Broker, RequestContext};
+use crate::partitions::Partition;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 
-pub async fn handle(broker: &Broker, ctx: &RequestContext, request: ListOffsetsRequest) -> ListOffsetsResponse {
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    request: ListOffsetsRequest,
+) -> ListOffsetsResponse {
     let mut response = ListOffsetsResponse::default();
     for topic in request.topics {
         let name = topic.name.0.to_string();
@@ -33,24 +40,11 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: ListOffsetsR
             }
             let outcome = match broker.partitions.get(&name, p.partition_index) {
                 None => Err(ResponseError::UnknownTopicOrPartition),
-                Some(_) if p.current_leader_epoch > LEADER_EPOCH => Err(ResponseError::UnknownLeaderEpoch),
-                Some(_) if p.current_leader_epoch >= 0 && p.current_leader_epoch < LEADER_EPOCH => Err(ResponseError::FencedLeaderEpoch),
                 Some(partition) => {
-                    let log = partition.log.read();
-                    match p.timestamp {
-                        LATEST => Ok((-1, log.high_watermark())),
-                        EARLIEST | EARLIEST_LOCAL => Ok((-1, log.log_start_offset())),
-                        MAX_TIMESTAMP if ctx.version >= 7 => match log.batch_with_max_timestamp() {
-                            Ok(Some(batch)) => Ok(max_timestamp_record(&batch).unwrap_or((-1, -1))),
-                            Ok(None) => Ok((-1, -1)),
-                            Err(e) => Err(storage_error_code(&e)),
-                        },
-                        ts if ts >= 0 => match log.batch_at_timestamp(ts) {
-                            Ok(Some(batch)) => Ok(first_record_at(&batch, ts, log.log_start_offset()).unwrap_or((-1, -1))),
-                            Ok(None) => Ok((-1, -1)),
-                            Err(e) => Err(storage_error_code(&e)),
-                        },
-                        _ => Err(ResponseError::InvalidRequest),
+                    if let Some(error) = leader_epoch_error(p.current_leader_epoch, LEADER_EPOCH) {
+                        Err(error)
+                    } else {
+                        lookup(&partition, p.timestamp, ctx.version)
                     }
                 }
             };
@@ -68,6 +62,32 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: ListOffsetsR
     response
 }
 
+/// (timestamp, offset) answering one ListOffsets query on a partition.
+fn lookup(
+    partition: &Partition,
+    timestamp: i64,
+    version: i16,
+) -> Result<(i64, i64), ResponseError> {
+    let log = partition.log.read();
+    match timestamp {
+        LATEST => Ok((-1, log.high_watermark())),
+        EARLIEST | EARLIEST_LOCAL => Ok((-1, log.log_start_offset())),
+        MAX_TIMESTAMP if version >= 7 => match log.batch_with_max_timestamp() {
+            Ok(Some(batch)) => Ok(max_timestamp_record(&batch).unwrap_or((-1, -1))),
+            Ok(None) => Ok((-1, -1)),
+            Err(e) => Err(storage_error_code(&e)),
+        },
+        ts if ts >= 0 => match log.batch_at_timestamp(ts) {
+            Ok(Some(batch)) => {
+                Ok(first_record_at(&batch, ts, log.log_start_offset()).unwrap_or((-1, -1)))
+            }
+            Ok(None) => Ok((-1, -1)),
+            Err(e) => Err(storage_error_code(&e)),
+        },
+        _ => Err(ResponseError::InvalidRequest),
+    }
+}
+
 /// (timestamp, offset) of every record in one stored batch. `LogAppendTime` batches carry
 /// the broker's time in the header only, so it applies to every record.
 fn records_of(batch: &Bytes) -> Option<Vec<(i64, i64)>> {
@@ -77,7 +97,11 @@ fn records_of(batch: &Bytes) -> Option<Vec<(i64, i64)>> {
         set.records
             .iter()
             .map(|r| {
-                let ts = if header.timestamp_type() == TimestampType::LogAppendTime { header.max_timestamp } else { r.timestamp };
+                let ts = if header.timestamp_type() == TimestampType::LogAppendTime {
+                    header.max_timestamp
+                } else {
+                    r.timestamp
+                };
                 (ts, r.offset)
             })
             .collect(),
@@ -85,10 +109,14 @@ fn records_of(batch: &Bytes) -> Option<Vec<(i64, i64)>> {
 }
 
 fn first_record_at(batch: &Bytes, timestamp: i64, log_start: i64) -> Option<(i64, i64)> {
-    records_of(batch)?.into_iter().find(|&(ts, offset)| ts >= timestamp && offset >= log_start)
+    records_of(batch)?
+        .into_iter()
+        .find(|&(ts, offset)| ts >= timestamp && offset >= log_start)
 }
 
 fn max_timestamp_record(batch: &Bytes) -> Option<(i64, i64)> {
     // The first record holding the maximum, as Kafka reports it.
-    records_of(batch)?.into_iter().reduce(|best, r| if r.0 > best.0 { r } else { best })
+    records_of(batch)?
+        .into_iter()
+        .reduce(|best, r| if r.0 > best.0 { r } else { best })
 }

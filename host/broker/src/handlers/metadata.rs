@@ -2,7 +2,9 @@
 //! controller, and topics with their partitions; auto-creates topics like Kafka.
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use strom_metadata::TopicImage;
 
@@ -11,11 +13,16 @@ use crate::broker::{Broker, RequestContext};
 
 /// Bit set of the topic operations a principal may perform, when no ACLs restrict them:
 /// READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
-pub const ALL_TOPIC_OPERATIONS: i32 = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+pub const ALL_TOPIC_OPERATIONS: i32 =
+    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
 /// What Kafka reports when authorized operations were not asked for.
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
-pub async fn handle(broker: &Broker, ctx: &RequestContext, request: MetadataRequest) -> MetadataResponse {
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    request: MetadataRequest,
+) -> MetadataResponse {
     let node = BrokerId(broker.config.node_id);
     let mut response = MetadataResponse::default();
     if let Some(advertised) = broker.config.advertised_for(&ctx.listener) {
@@ -34,8 +41,13 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: MetadataRequ
         _ => None,
     };
     // v0-3 cannot say "do not create"; Kafka treats them as allowing it.
-    let allow_create = (ctx.version < 4 || request.allow_auto_topic_creation) && broker.config.bool("auto.create.topics.enable");
-    let operations = if request.include_topic_authorized_operations { ALL_TOPIC_OPERATIONS } else { OPERATIONS_NOT_REQUESTED };
+    let allow_create = (ctx.version < 4 || request.allow_auto_topic_creation)
+        && broker.config.bool("auto.create.topics.enable");
+    let operations = if request.include_topic_authorized_operations {
+        ALL_TOPIC_OPERATIONS
+    } else {
+        OPERATIONS_NOT_REQUESTED
+    };
 
     let image = broker.metadata.image();
     response.cluster_id = Some(str_bytes(image.cluster_id.clone()));
@@ -54,14 +66,21 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: MetadataRequ
                 };
                 let entry = match (found, name) {
                     (Some(topic), _) => describe(broker, &topic, operations),
-                    (None, Some(name)) if allow_create => match topics::create_topic(broker, &name, -1, -1, Default::default(), false) {
-                        Ok(topic) => describe(broker, &topic, operations),
-                        Err((code, message)) => {
-                            tracing::debug!(topic = %name, %message, "auto-creation refused");
-                            unknown(Some(&name), want.topic_id, code)
+                    (None, Some(name)) if allow_create => {
+                        match topics::create_topic(broker, &name, -1, -1, Default::default(), false)
+                        {
+                            Ok(topic) => describe(broker, &topic, operations),
+                            Err((code, message)) => {
+                                tracing::debug!(topic = %name, %message, "auto-creation refused");
+                                unknown(Some(&name), want.topic_id, code)
+                            }
                         }
-                    },
-                    (None, Some(name)) => unknown(Some(&name), want.topic_id, ResponseError::UnknownTopicOrPartition),
+                    }
+                    (None, Some(name)) => unknown(
+                        Some(&name),
+                        want.topic_id,
+                        ResponseError::UnknownTopicOrPartition,
+                    ),
                     (None, None) => unknown(None, want.topic_id, ResponseError::UnknownTopicId),
                 };
                 response.topics.push(entry);

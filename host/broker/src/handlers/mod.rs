@@ -31,6 +31,17 @@ pub fn storage_error_code(error: &StorageError) -> ResponseError {
     }
 }
 
+/// Kafka's check of a client's `current_leader_epoch` (-1: the client does not know it).
+pub fn leader_epoch_error(requested: i32, current: i32) -> Option<ResponseError> {
+    if requested < 0 || requested == current {
+        None
+    } else if requested > current {
+        Some(ResponseError::UnknownLeaderEpoch)
+    } else {
+        Some(ResponseError::FencedLeaderEpoch)
+    }
+}
+
 pub fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }
@@ -48,9 +59,15 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
         return Err(format!("topic name cannot be {name:?}"));
     }
     if name.len() > 249 {
-        return Err(format!("topic name is {} characters; the maximum is 249", name.len()));
+        return Err(format!(
+            "topic name is {} characters; the maximum is 249",
+            name.len()
+        ));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
         return Err(format!("topic name {name:?} contains {c:?}; only ASCII letters, digits, '.', '_' and '-' are allowed"));
     }
     Ok(())

@@ -17,7 +17,11 @@ use crate::protocol::FrameError;
 /// The leader epoch of every partition until replication brings leader changes.
 pub const LEADER_EPOCH: i32 = 0;
 
-pub async fn handle(broker: &Broker, ctx: &RequestContext, request: ProduceRequest) -> Result<Option<ProduceResponse>, FrameError> {
+pub async fn handle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    request: ProduceRequest,
+) -> Result<Option<ProduceResponse>, FrameError> {
     let acks = request.acks;
     let mut response = ProduceResponse::default();
     let mut first_failure: Option<String> = None;
@@ -33,15 +37,28 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: ProduceReque
             r.log_append_time_ms = -1;
             r.log_start_offset = -1;
             let outcome = if !matches!(acks, -1..=1) {
-                Err((ResponseError::InvalidRequiredAcks, format!("acks must be -1, 0 or 1, not {acks}")))
+                Err((
+                    ResponseError::InvalidRequiredAcks,
+                    format!("acks must be -1, 0 or 1, not {acks}"),
+                ))
             } else if request.transactional_id.is_some() {
-                Err((ResponseError::InvalidTxnState, "transactions are not supported by this broker yet".to_string()))
+                Err((
+                    ResponseError::InvalidTxnState,
+                    "transactions are not supported by this broker yet".to_string(),
+                ))
             } else {
-                match (broker.partitions.get(&name, partition_data.index), image.topic(&name)) {
+                match (
+                    broker.partitions.get(&name, partition_data.index),
+                    image.topic(&name),
+                ) {
                     (Some(partition), Some(topic_image)) => {
-                        let min_isr: i64 = topic_config::effective(&broker.config, &topic_image.configs, "min.insync.replicas")
-                            .and_then(|v| v.parse().ok())
-                            .unwrap_or(1);
+                        let min_isr: i64 = topic_config::effective(
+                            &broker.config,
+                            &topic_image.configs,
+                            "min.insync.replicas",
+                        )
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(1);
                         if acks == -1 && min_isr > 1 {
                             Err((
                                 ResponseError::NotEnoughReplicas,
@@ -50,16 +67,23 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: ProduceReque
                         } else {
                             match partition_data.records {
                                 Some(records) => append(&partition, &records, &mut r).await,
-                                None => Err((ResponseError::InvalidRecord, "the partition's records are null".to_string())),
+                                None => Err((
+                                    ResponseError::InvalidRecord,
+                                    "the partition's records are null".to_string(),
+                                )),
                             }
                         }
                     }
-                    _ => Err((ResponseError::UnknownTopicOrPartition, format!("{name}-{} does not exist", partition_data.index))),
+                    _ => Err((
+                        ResponseError::UnknownTopicOrPartition,
+                        format!("{name}-{} does not exist", partition_data.index),
+                    )),
                 }
             };
             if let Err((code, message)) = outcome {
                 tracing::debug!(topic = %name, partition = partition_data.index, client = %ctx.client_id, peer = %ctx.peer, %message, "produce refused");
-                first_failure.get_or_insert_with(|| format!("{name}-{}: {message}", partition_data.index));
+                first_failure
+                    .get_or_insert_with(|| format!("{name}-{}: {message}", partition_data.index));
                 r.error_code = code.code();
                 if ctx.version >= 8 {
                     r.error_message = Some(str_bytes(message));
@@ -78,7 +102,11 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: ProduceReque
     Ok(Some(response))
 }
 
-async fn append(partition: &Arc<Partition>, records: &[u8], r: &mut PartitionProduceResponse) -> Result<(), (ResponseError, String)> {
+async fn append(
+    partition: &Arc<Partition>,
+    records: &[u8],
+    r: &mut PartitionProduceResponse,
+) -> Result<(), (ResponseError, String)> {
     let appended = {
         let mut log = partition.log.write();
         let result = log.append(records, now_ms(), LEADER_EPOCH);

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::*;
 use strom_metadata::{MetadataRecord, TopicImage};
@@ -32,7 +34,11 @@ pub fn create_topic(
     validate_only: bool,
 ) -> Result<TopicImage, Refusal> {
     validate_topic_name(name).map_err(|m| (ResponseError::InvalidTopicException, m))?;
-    let partitions = if partitions == -1 { broker.config.i64("num.partitions") as i32 } else { partitions };
+    let partitions = if partitions == -1 {
+        broker.config.i64("num.partitions") as i32
+    } else {
+        partitions
+    };
     if partitions <= 0 || partitions > PARTITIONS_PER_TOPIC_MAX {
         return Err((
             ResponseError::InvalidPartitions,
@@ -47,11 +53,19 @@ pub fn create_topic(
     if replication_factor != 1 {
         return Err((
             ResponseError::InvalidReplicationFactor,
-            format!("replication factor {replication_factor} cannot be met: this cluster has 1 broker"),
+            format!(
+                "replication factor {replication_factor} cannot be met: this cluster has 1 broker"
+            ),
         ));
     }
-    topic_config::validate_all(&configs).map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
-    let topic = TopicImage { name: name.to_string(), id: Uuid::new_v4(), partitions: partitions as u32, configs };
+    topic_config::validate_all(&configs)
+        .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
+    let topic = TopicImage {
+        name: name.to_string(),
+        id: Uuid::new_v4(),
+        partitions: partitions as u32,
+        configs,
+    };
     let committed = broker.metadata.submit_with(|image| {
         if image.topic(name).is_some() {
             return Err((ResponseError::TopicAlreadyExists, format!("topic '{name}' already exists")));
@@ -76,20 +90,35 @@ pub fn create_topic(
     match committed {
         Ok(Ok(_)) => {}
         Ok(Err(refusal)) => return Err(refusal),
-        Err(e) => return Err((ResponseError::KafkaStorageError, format!("metadata log: {e}"))),
+        Err(e) => {
+            return Err((
+                ResponseError::KafkaStorageError,
+                format!("metadata log: {e}"),
+            ))
+        }
     }
     if !validate_only {
-        broker.apply_metadata().map_err(|e| (ResponseError::KafkaStorageError, format!("{e:#}")))?;
+        broker
+            .apply_metadata()
+            .map_err(|e| (ResponseError::KafkaStorageError, format!("{e:#}")))?;
         tracing::info!(topic = name, partitions, "created topic");
     }
     Ok(topic)
 }
 
-pub async fn create_topics(broker: &Broker, ctx: &RequestContext, request: CreateTopicsRequest) -> CreateTopicsResponse {
+pub async fn create_topics(
+    broker: &Broker,
+    ctx: &RequestContext,
+    request: CreateTopicsRequest,
+) -> CreateTopicsResponse {
     let mut response = CreateTopicsResponse::default();
     let mut seen = std::collections::HashSet::new();
-    let duplicates: std::collections::HashSet<String> =
-        request.topics.iter().map(|t| t.name.0.to_string()).filter(|n| !seen.insert(n.clone())).collect();
+    let duplicates: std::collections::HashSet<String> = request
+        .topics
+        .iter()
+        .map(|t| t.name.0.to_string())
+        .filter(|n| !seen.insert(n.clone()))
+        .collect();
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let mut result = CreatableTopicResult::default();
@@ -97,10 +126,20 @@ pub async fn create_topics(broker: &Broker, ctx: &RequestContext, request: Creat
         result.num_partitions = -1;
         result.replication_factor = -1;
         let outcome = if duplicates.contains(&name) {
-            Err((ResponseError::InvalidRequest, format!("topic '{name}' appears more than once in the request")))
+            Err((
+                ResponseError::InvalidRequest,
+                format!("topic '{name}' appears more than once in the request"),
+            ))
         } else {
             creatable_to_args(broker, &topic).and_then(|(partitions, rf, configs)| {
-                create_topic(broker, &name, partitions, rf, configs, request.validate_only)
+                create_topic(
+                    broker,
+                    &name,
+                    partitions,
+                    rf,
+                    configs,
+                    request.validate_only,
+                )
             })
         };
         match outcome {
@@ -136,11 +175,17 @@ pub async fn create_topics(broker: &Broker, ctx: &RequestContext, request: Creat
     response
 }
 
-fn creatable_to_args(broker: &Broker, topic: &create_topics_request::CreatableTopic) -> Result<(i32, i16, BTreeMap<String, String>), Refusal> {
+fn creatable_to_args(
+    broker: &Broker,
+    topic: &create_topics_request::CreatableTopic,
+) -> Result<(i32, i16, BTreeMap<String, String>), Refusal> {
     let mut configs = BTreeMap::new();
     for config in &topic.configs {
         let Some(value) = &config.value else {
-            return Err((ResponseError::InvalidConfig, format!("config {} has a null value", config.name.as_str())));
+            return Err((
+                ResponseError::InvalidConfig,
+                format!("config {} has a null value", config.name.as_str()),
+            ));
         };
         configs.insert(config.name.to_string(), value.to_string());
     }
@@ -150,18 +195,25 @@ fn creatable_to_args(broker: &Broker, topic: &create_topics_request::CreatableTo
     if topic.num_partitions != -1 || topic.replication_factor != -1 {
         return Err((
             ResponseError::InvalidRequest,
-            "with manual replica assignments, numPartitions and replicationFactor must be -1".into(),
+            "with manual replica assignments, numPartitions and replicationFactor must be -1"
+                .into(),
         ));
     }
     let node = broker.config.node_id;
     for (expected, assignment) in topic.assignments.iter().enumerate() {
-        if assignment.partition_index != expected as i32 || assignment.broker_ids.iter().map(|b| b.0).ne([node]) {
+        if assignment.partition_index != expected as i32
+            || assignment.broker_ids.iter().map(|b| b.0).ne([node])
+        {
             return Err((
                 ResponseError::InvalidReplicaAssignment,
                 format!(
                     "partition {} is assigned to {:?}; this cluster has only broker {node}",
                     assignment.partition_index,
-                    assignment.broker_ids.iter().map(|b| b.0).collect::<Vec<_>>()
+                    assignment
+                        .broker_ids
+                        .iter()
+                        .map(|b| b.0)
+                        .collect::<Vec<_>>()
                 ),
             ));
         }
@@ -169,12 +221,24 @@ fn creatable_to_args(broker: &Broker, topic: &create_topics_request::CreatableTo
     Ok((topic.assignments.len() as i32, 1, configs))
 }
 
-pub async fn delete_topics(broker: &Broker, ctx: &RequestContext, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+pub async fn delete_topics(
+    broker: &Broker,
+    ctx: &RequestContext,
+    request: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
     // v0-5 name topics in `topic_names`; v6 in `topics`, by name or by id.
     let wanted: Vec<(Option<String>, Uuid)> = if ctx.version >= 6 {
-        request.topics.iter().map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)).collect()
+        request
+            .topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id))
+            .collect()
     } else {
-        request.topic_names.iter().map(|n| (Some(n.0.to_string()), Uuid::nil())).collect()
+        request
+            .topic_names
+            .iter()
+            .map(|n| (Some(n.0.to_string()), Uuid::nil()))
+            .collect()
     };
     let mut response = DeleteTopicsResponse::default();
     let mut changed = false;
@@ -184,7 +248,9 @@ pub async fn delete_topics(broker: &Broker, ctx: &RequestContext, request: Delet
         result.topic_id = id;
         let image = broker.metadata.image();
         let found = match &name {
-            Some(name) => image.topic(name).ok_or(ResponseError::UnknownTopicOrPartition),
+            Some(name) => image
+                .topic(name)
+                .ok_or(ResponseError::UnknownTopicOrPartition),
             None => image.topic_by_id(&id).ok_or(ResponseError::UnknownTopicId),
         };
         let code = match found {
@@ -192,13 +258,19 @@ pub async fn delete_topics(broker: &Broker, ctx: &RequestContext, request: Delet
             Ok(topic) => {
                 result.name = Some(topic_name(&topic.name));
                 result.topic_id = topic.id;
-                match broker.metadata.submit(vec![MetadataRecord::TopicDeleted { topic_id: topic.id }]) {
+                match broker
+                    .metadata
+                    .submit(vec![MetadataRecord::TopicDeleted { topic_id: topic.id }])
+                {
                     Ok(_) => {
                         tracing::info!(topic = %topic.name, "deleted topic");
                         changed = true;
                         None
                     }
-                    Err(e) => Some((ResponseError::KafkaStorageError, format!("metadata log: {e}"))),
+                    Err(e) => Some((
+                        ResponseError::KafkaStorageError,
+                        format!("metadata log: {e}"),
+                    )),
                 }
             }
         };
@@ -218,7 +290,11 @@ pub async fn delete_topics(broker: &Broker, ctx: &RequestContext, request: Delet
     response
 }
 
-pub async fn create_partitions(broker: &Broker, _ctx: &RequestContext, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
+pub async fn create_partitions(
+    broker: &Broker,
+    _ctx: &RequestContext,
+    request: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
     let mut response = CreatePartitionsResponse::default();
     let node = broker.config.node_id;
     let mut changed = false;
@@ -227,33 +303,48 @@ pub async fn create_partitions(broker: &Broker, _ctx: &RequestContext, request: 
         let mut result = CreatePartitionsTopicResult::default();
         result.name = topic.name.clone();
         let committed = broker.metadata.submit_with(|image| {
-            let current = image
-                .topic(&name)
-                .ok_or((ResponseError::UnknownTopicOrPartition, format!("topic '{name}' does not exist")))?;
+            let current = image.topic(&name).ok_or((
+                ResponseError::UnknownTopicOrPartition,
+                format!("topic '{name}' does not exist"),
+            ))?;
             let count = topic.count;
             if count <= current.partitions as i32 {
                 return Err((
                     ResponseError::InvalidPartitions,
-                    format!("topic '{name}' has {} partitions; the new count {count} must be larger", current.partitions),
+                    format!(
+                        "topic '{name}' has {} partitions; the new count {count} must be larger",
+                        current.partitions
+                    ),
                 ));
             }
             if count > PARTITIONS_PER_TOPIC_MAX {
-                return Err((ResponseError::InvalidPartitions, format!("at most {PARTITIONS_PER_TOPIC_MAX} partitions per topic")));
+                return Err((
+                    ResponseError::InvalidPartitions,
+                    format!("at most {PARTITIONS_PER_TOPIC_MAX} partitions per topic"),
+                ));
             }
             if let Some(assignments) = &topic.assignments {
                 if assignments.len() as i32 != count - current.partitions as i32
-                    || assignments.iter().any(|a| a.broker_ids.iter().map(|b| b.0).ne([node]))
+                    || assignments
+                        .iter()
+                        .any(|a| a.broker_ids.iter().map(|b| b.0).ne([node]))
                 {
                     return Err((
                         ResponseError::InvalidReplicaAssignment,
-                        format!("each of the {} new partitions must be assigned to broker {node} alone", count - current.partitions as i32),
+                        format!(
+                            "each of the {} new partitions must be assigned to broker {node} alone",
+                            count - current.partitions as i32
+                        ),
                     ));
                 }
             }
             if request.validate_only {
                 return Ok(vec![]);
             }
-            Ok(vec![MetadataRecord::PartitionsCreated { topic_id: current.id, total: count as u32 }])
+            Ok(vec![MetadataRecord::PartitionsCreated {
+                topic_id: current.id,
+                total: count as u32,
+            }])
         });
         let refusal = match committed {
             Ok(Ok(_)) => {
@@ -261,7 +352,10 @@ pub async fn create_partitions(broker: &Broker, _ctx: &RequestContext, request: 
                 None
             }
             Ok(Err(refusal)) => Some(refusal),
-            Err(e) => Some((ResponseError::KafkaStorageError, format!("metadata log: {e}"))),
+            Err(e) => Some((
+                ResponseError::KafkaStorageError,
+                format!("metadata log: {e}"),
+            )),
         };
         if let Some((code, message)) = refusal {
             result.error_code = code.code();
@@ -276,4 +370,3 @@ pub async fn create_partitions(broker: &Broker, _ctx: &RequestContext, request: 
     }
     response
 }
-
