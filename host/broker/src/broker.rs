@@ -10,6 +10,7 @@ use kafka_protocol::protocol::{Encodable, HeaderVersion};
 use strom_metadata::{LocalMetadataLog, MetadataStore};
 
 use crate::config::BrokerConfig;
+use crate::coordinator::{GroupCoordinator, GroupSettings};
 use crate::handlers;
 use crate::partitions::{PartitionManager, METADATA_DIR};
 use crate::protocol::{self, FrameError, Request};
@@ -19,6 +20,7 @@ pub struct Broker {
     pub metadata: MetadataStore,
     pub partitions: PartitionManager,
     pub producer_ids: handlers::init_producer_id::ProducerIdAllocator,
+    pub coordinator: GroupCoordinator,
     shutdown: tokio::sync::watch::Sender<bool>,
 }
 
@@ -40,10 +42,22 @@ impl Broker {
         let metadata = MetadataStore::open(Box::new(metadata_log), new_cluster_id)?;
         let image = metadata.image();
         let partitions = PartitionManager::open(&config.log_dir, &image, &config, now_ms())?;
+        let coordinator = GroupCoordinator::new(
+            GroupSettings {
+                initial_rebalance_delay: std::time::Duration::from_millis(
+                    config.i64("group.initial.rebalance.delay.ms").max(0) as u64,
+                ),
+                min_session_timeout_ms: config.i64("group.min.session.timeout.ms") as i32,
+                max_session_timeout_ms: config.i64("group.max.session.timeout.ms") as i32,
+            },
+            config.i64("offsets.topic.num.partitions") as i32,
+        );
+        let offset_records = coordinator.offsets.load(&partitions)?;
         tracing::info!(
             topics = image.topics().count(),
             partitions = partitions.all().len(),
             cluster_id = %image.cluster_id,
+            offset_records,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "logs loaded"
         );
@@ -52,6 +66,7 @@ impl Broker {
             metadata,
             partitions,
             producer_ids: Default::default(),
+            coordinator,
             shutdown: tokio::sync::watch::channel(false).0,
         }))
     }
@@ -78,11 +93,7 @@ impl Broker {
     }
 
     /// Handles one request. `Ok(None)` means no response is sent (acks=0 produce).
-    pub async fn handle(
-        &self,
-        ctx: &RequestContext,
-        request: &Request,
-    ) -> Result<Option<Bytes>, FrameError> {
+    pub async fn handle(&self, ctx: &RequestContext, request: &Request) -> Result<Option<Bytes>, FrameError> {
         macro_rules! serve {
             ($req:ty, $handler:path) => {{
                 let body: $req = protocol::decode_body(request)?;
@@ -109,30 +120,35 @@ impl Broker {
             }
             ApiKey::DescribeConfigs => serve!(DescribeConfigsRequest, handlers::configs::describe),
             ApiKey::AlterConfigs => serve!(AlterConfigsRequest, handlers::configs::alter),
-            ApiKey::IncrementalAlterConfigs => serve!(
-                IncrementalAlterConfigsRequest,
-                handlers::configs::incremental_alter
-            ),
+            ApiKey::IncrementalAlterConfigs => {
+                serve!(IncrementalAlterConfigsRequest, handlers::configs::incremental_alter)
+            }
             ApiKey::DescribeCluster => serve!(DescribeClusterRequest, handlers::cluster::describe),
             ApiKey::DeleteRecords => serve!(DeleteRecordsRequest, handlers::delete_records::handle),
             ApiKey::InitProducerId => {
                 serve!(InitProducerIdRequest, handlers::init_producer_id::handle)
             }
+            ApiKey::FindCoordinator => serve!(FindCoordinatorRequest, handlers::groups::find_coordinator),
+            ApiKey::JoinGroup => serve!(JoinGroupRequest, handlers::groups::join_group),
+            ApiKey::SyncGroup => serve!(SyncGroupRequest, handlers::groups::sync_group),
+            ApiKey::Heartbeat => serve!(HeartbeatRequest, handlers::groups::heartbeat),
+            ApiKey::LeaveGroup => serve!(LeaveGroupRequest, handlers::groups::leave_group),
+            ApiKey::DescribeGroups => serve!(DescribeGroupsRequest, handlers::groups::describe_groups),
+            ApiKey::ListGroups => serve!(ListGroupsRequest, handlers::groups::list_groups),
+            ApiKey::DeleteGroups => serve!(DeleteGroupsRequest, handlers::groups::delete_groups),
+            ApiKey::OffsetCommit => serve!(OffsetCommitRequest, handlers::offsets::offset_commit),
+            ApiKey::OffsetFetch => serve!(OffsetFetchRequest, handlers::offsets::offset_fetch),
+            ApiKey::OffsetDelete => serve!(OffsetDeleteRequest, handlers::offsets::offset_delete),
             other => return Err(FrameError::UnknownApiKey(other as i16)),
         };
         Ok(response)
     }
 }
 
-fn encode<T: Encodable + HeaderVersion>(
-    request: &Request,
-    response: &T,
-) -> Result<Bytes, FrameError> {
-    protocol::encode_response(request.correlation_id, request.version, response).map_err(|e| {
-        FrameError::Malformed {
-            what: format!("{:?} v{} response", request.api_key, request.version),
-            detail: format!("{e:#}"),
-        }
+fn encode<T: Encodable + HeaderVersion>(request: &Request, response: &T) -> Result<Bytes, FrameError> {
+    protocol::encode_response(request.correlation_id, request.version, response).map_err(|e| FrameError::Malformed {
+        what: format!("{:?} v{} response", request.api_key, request.version),
+        detail: format!("{e:#}"),
     })
 }
 

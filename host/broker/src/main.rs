@@ -7,6 +7,7 @@
 
 mod broker;
 mod config;
+mod coordinator;
 mod handlers;
 mod maintenance;
 mod net;
@@ -37,6 +38,8 @@ enum Command {
     /// Inspect configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    #[command(flatten)]
+    Client(strom_client::commands::ClientCommand),
 }
 
 #[derive(clap::Args)]
@@ -63,6 +66,19 @@ fn main() -> ExitCode {
             print!("{}", config::defaults_toml());
             ExitCode::SUCCESS
         }
+        Command::Client(command) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("starting the runtime");
+            match runtime.block_on(command.run()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve(args) => {
             init_logging();
             match serve(args) {
@@ -78,8 +94,7 @@ fn main() -> ExitCode {
 }
 
 fn init_logging() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("STROM_LOG").unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STROM_LOG").unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

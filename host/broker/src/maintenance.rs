@@ -1,16 +1,27 @@
-//! Periodic work on every partition: time-based flushes (`flush.ms`) and retention
-//! (`retention.ms`, `retention.bytes`). Runs until shutdown.
+//! Periodic work: time-based flushes (`flush.ms`), retention (`retention.ms`,
+//! `retention.bytes`) and group session and rebalance timeouts. Runs until shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::broker::{now_ms, Broker};
 
+/// How often group sessions and rebalance deadlines are checked.
+const GROUP_TICK: Duration = Duration::from_millis(100);
+
 pub fn spawn(broker: Arc<Broker>) {
-    let flush_every =
-        Duration::from_millis(broker.config.i64("log.flush.scheduler.interval.ms").max(10) as u64);
-    let retention_every =
-        Duration::from_millis(broker.config.i64("log.retention.check.interval.ms").max(10) as u64);
+    let groups = Arc::clone(&broker);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(GROUP_TICK);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => groups.coordinator.tick(),
+                _ = groups.shutdown_started() => return,
+            }
+        }
+    });
+    let flush_every = Duration::from_millis(broker.config.i64("log.flush.scheduler.interval.ms").max(10) as u64);
+    let retention_every = Duration::from_millis(broker.config.i64("log.retention.check.interval.ms").max(10) as u64);
     let flusher = Arc::clone(&broker);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(flush_every);

@@ -42,8 +42,7 @@ pub async fn bind(broker: &Broker) -> anyhow::Result<Vec<(Arc<str>, TcpListener)
 pub async fn serve(broker: Arc<Broker>, listeners: Vec<(Arc<str>, TcpListener)>, grace: Duration) {
     let mut connections = JoinSet::new();
     let mut acceptors = JoinSet::new();
-    let (conn_tx, mut conn_rx) =
-        tokio::sync::mpsc::channel::<(TcpStream, SocketAddr, Arc<str>)>(1024);
+    let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel::<(TcpStream, SocketAddr, Arc<str>)>(1024);
     for (name, socket) in listeners {
         let tx = conn_tx.clone();
         acceptors.spawn(async move {
@@ -79,10 +78,7 @@ pub async fn serve(broker: Arc<Broker>, listeners: Vec<(Arc<str>, TcpListener)>,
         }
     }
     acceptors.abort_all();
-    let drained = tokio::time::timeout(grace, async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
+    let drained = tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} }).await;
     if drained.is_err() {
         tracing::warn!(
             remaining = connections.len(),
@@ -137,10 +133,7 @@ async fn serve_connection(
         };
         if size < 0 || size as i64 > max_frame {
             tracing::warn!(%peer, size, max = max_frame, "closing connection: request frame too large");
-            return Err(ConnectionError::FrameSize {
-                size,
-                max: max_frame,
-            });
+            return Err(ConnectionError::FrameSize { size, max: max_frame });
         }
         let mut frame = BytesMut::zeroed(size as usize);
         tokio::time::timeout(idle, reader.read_exact(&mut frame))
@@ -154,8 +147,7 @@ async fn serve_connection(
             }) => {
                 // Kafka answers in the v0 format so any client can read the versions it may use.
                 let body = api_versions::response(ResponseError::UnsupportedVersion.code());
-                let bytes = protocol::encode_response(correlation_id, 0, &body)
-                    .expect("ApiVersions v0 encodes");
+                let bytes = protocol::encode_response(correlation_id, 0, &body).expect("ApiVersions v0 encodes");
                 tracing::debug!(%peer, version, "ApiVersions with an unsupported version");
                 writer.write_all(&bytes).await?;
                 continue;

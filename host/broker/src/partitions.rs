@@ -72,8 +72,7 @@ impl PartitionManager {
         config: &BrokerConfig,
         now_ms: i64,
     ) -> anyhow::Result<PartitionManager> {
-        fs::create_dir_all(dir)
-            .with_context(|| format!("creating log directory {}", dir.display()))?;
+        fs::create_dir_all(dir).with_context(|| format!("creating log directory {}", dir.display()))?;
         let manager = PartitionManager {
             dir: dir.to_owned(),
             partitions: RwLock::new(HashMap::new()),
@@ -81,28 +80,17 @@ impl PartitionManager {
         };
         for entry in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
             let path = entry?.path();
-            let name = path
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .to_string();
+            let name = path.file_name().unwrap_or_default().to_string_lossy().to_string();
             if name.ends_with(DELETE_SUFFIX) {
                 remove_in_background(path);
             }
         }
         manager.reconcile(image, config, now_ms)?;
         // Directories that no partition of the image claims belong to deleted topics.
-        let claimed: Vec<PathBuf> = manager
-            .all()
-            .iter()
-            .map(|p| p.log.read().dir().to_owned())
-            .collect();
+        let claimed: Vec<PathBuf> = manager.all().iter().map(|p| p.log.read().dir().to_owned()).collect();
         for entry in fs::read_dir(dir)? {
             let path = entry?.path();
-            if path.is_dir()
-                && path.join(PARTITION_METADATA_FILE).exists()
-                && !claimed.contains(&path)
-            {
+            if path.is_dir() && path.join(PARTITION_METADATA_FILE).exists() && !claimed.contains(&path) {
                 tracing::info!(dir = %path.display(), "removing the log of a deleted topic");
                 mark_deleted(&path)?;
             }
@@ -112,21 +100,14 @@ impl PartitionManager {
 
     /// Brings the hosted partitions in line with the image: opens new ones, applies config
     /// changes, and deletes the logs of topics that are gone.
-    pub fn reconcile(
-        &self,
-        image: &MetadataImage,
-        config: &BrokerConfig,
-        now_ms: i64,
-    ) -> anyhow::Result<()> {
+    pub fn reconcile(&self, image: &MetadataImage, config: &BrokerConfig, now_ms: i64) -> anyhow::Result<()> {
         let _one_at_a_time = self.reconcile.lock();
         let current = self.partitions.read().clone();
         let mut next: HashMap<String, Vec<Arc<Partition>>> = HashMap::new();
         for topic in image.topics() {
             let log_config = topic::log_config(config, &topic.configs);
             let mut partitions = match current.get(&topic.name) {
-                Some(existing) if existing.first().is_some_and(|p| p.topic_id == topic.id) => {
-                    existing.clone()
-                }
+                Some(existing) if existing.first().is_some_and(|p| p.topic_id == topic.id) => existing.clone(),
                 _ => Vec::new(),
             };
             for partition in &partitions {
@@ -194,10 +175,7 @@ impl PartitionManager {
 
     pub fn get(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
         let partitions = self.partitions.read();
-        partitions
-            .get(topic)?
-            .get(usize::try_from(index).ok()?)
-            .cloned()
+        partitions.get(topic)?.get(usize::try_from(index).ok()?).cloned()
     }
 
     pub fn all(&self) -> Vec<Arc<Partition>> {
@@ -206,12 +184,7 @@ impl PartitionManager {
 
     /// Closes every log cleanly (flush, snapshot, clean-shutdown marker).
     pub fn close_all(&self) -> anyhow::Result<()> {
-        let partitions: Vec<Arc<Partition>> = self
-            .partitions
-            .write()
-            .drain()
-            .flat_map(|(_, p)| p)
-            .collect();
+        let partitions: Vec<Arc<Partition>> = self.partitions.write().drain().flat_map(|(_, p)| p).collect();
         for partition in partitions {
             let name = format!("{}-{}", partition.topic, partition.index);
             match Arc::try_unwrap(partition) {

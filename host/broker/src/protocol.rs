@@ -26,6 +26,17 @@ pub fn supported_versions() -> Vec<(ApiKey, i16, i16)> {
         range::<CreatePartitionsRequest>(ApiKey::CreatePartitions, 3),
         range::<IncrementalAlterConfigsRequest>(ApiKey::IncrementalAlterConfigs, 1),
         range::<DescribeClusterRequest>(ApiKey::DescribeCluster, 1),
+        range::<FindCoordinatorRequest>(ApiKey::FindCoordinator, 5),
+        range::<JoinGroupRequest>(ApiKey::JoinGroup, 9),
+        range::<SyncGroupRequest>(ApiKey::SyncGroup, 5),
+        range::<HeartbeatRequest>(ApiKey::Heartbeat, 4),
+        range::<LeaveGroupRequest>(ApiKey::LeaveGroup, 5),
+        range::<DescribeGroupsRequest>(ApiKey::DescribeGroups, 5),
+        range::<ListGroupsRequest>(ApiKey::ListGroups, 5),
+        range::<DeleteGroupsRequest>(ApiKey::DeleteGroups, 2),
+        range::<OffsetCommitRequest>(ApiKey::OffsetCommit, 9),
+        range::<OffsetFetchRequest>(ApiKey::OffsetFetch, 9),
+        range::<OffsetDeleteRequest>(ApiKey::OffsetDelete, 0),
     ]
 }
 
@@ -83,16 +94,14 @@ pub fn parse_request(mut frame: Bytes) -> Result<Request, FrameError> {
                 correlation_id,
             });
         }
-        return Err(FrameError::UnsupportedVersion {
-            key: api_key,
-            version,
-        });
+        return Err(FrameError::UnsupportedVersion { key: api_key, version });
     }
-    let header = RequestHeader::decode(&mut frame, api_key.request_header_version(version))
-        .map_err(|e| FrameError::Malformed {
+    let header = RequestHeader::decode(&mut frame, api_key.request_header_version(version)).map_err(|e| {
+        FrameError::Malformed {
             what: format!("{api_key:?} v{version} request header"),
             detail: e.to_string(),
-        })?;
+        }
+    })?;
     Ok(Request {
         api_key,
         version,

@@ -30,7 +30,12 @@ impl MetadataImage {
     pub fn apply(&mut self, record: &MetadataRecord) {
         match record {
             MetadataRecord::ClusterCreated { cluster_id } => self.cluster_id = cluster_id.clone(),
-            MetadataRecord::TopicCreated { name, id, partitions, configs } => {
+            MetadataRecord::TopicCreated {
+                name,
+                id,
+                partitions,
+                configs,
+            } => {
                 self.names_by_id.insert(*id, name.clone());
                 self.topics.insert(
                     name.clone(),
@@ -99,7 +104,10 @@ mod tests {
         });
         image.apply(&MetadataRecord::PartitionsCreated { topic_id: id, total: 5 });
         let configs = BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]);
-        image.apply(&MetadataRecord::TopicConfigsReplaced { topic_id: id, configs: configs.clone() });
+        image.apply(&MetadataRecord::TopicConfigsReplaced {
+            topic_id: id,
+            configs: configs.clone(),
+        });
         let topic = image.topic("orders").unwrap();
         assert_eq!((topic.partitions, &topic.configs), (5, &configs));
         assert_eq!(image.topic_by_id(&id).unwrap().name, "orders");

@@ -35,7 +35,11 @@ pub enum MetadataError {
 
 impl MetadataError {
     pub(crate) fn io(context: &'static str, path: impl AsRef<Path>, source: std::io::Error) -> Self {
-        MetadataError::Io { context, path: path.as_ref().to_owned(), source }
+        MetadataError::Io {
+            context,
+            path: path.as_ref().to_owned(),
+            source,
+        }
     }
 }
 
@@ -49,15 +53,24 @@ pub struct MetadataStore {
 
 impl MetadataStore {
     /// Replays the log into a fresh image; a brand-new log gets a `ClusterCreated` record.
-    pub fn open(log: Box<dyn MetadataLog>, new_cluster_id: impl FnOnce() -> String) -> Result<MetadataStore, MetadataError> {
+    pub fn open(
+        log: Box<dyn MetadataLog>,
+        new_cluster_id: impl FnOnce() -> String,
+    ) -> Result<MetadataStore, MetadataError> {
         let mut image = MetadataImage::default();
         let records = log.replay()?;
         for record in &records {
             image.apply(record);
         }
-        let store = MetadataStore { log, image: RwLock::new(Arc::new(image)), submit: Mutex::new(()) };
+        let store = MetadataStore {
+            log,
+            image: RwLock::new(Arc::new(image)),
+            submit: Mutex::new(()),
+        };
         if records.is_empty() {
-            store.submit(vec![MetadataRecord::ClusterCreated { cluster_id: new_cluster_id() }])?;
+            store.submit(vec![MetadataRecord::ClusterCreated {
+                cluster_id: new_cluster_id(),
+            }])?;
         }
         Ok(store)
     }
@@ -110,19 +123,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let id = uuid::Uuid::new_v4();
         {
-            let store = MetadataStore::open(Box::new(LocalMetadataLog::open(dir.path()).unwrap()), || "c1".into()).unwrap();
+            let store =
+                MetadataStore::open(Box::new(LocalMetadataLog::open(dir.path()).unwrap()), || "c1".into()).unwrap();
             store
-                .submit(vec![MetadataRecord::TopicCreated { name: "t".into(), id, partitions: 3, configs: BTreeMap::new() }])
+                .submit(vec![MetadataRecord::TopicCreated {
+                    name: "t".into(),
+                    id,
+                    partitions: 3,
+                    configs: BTreeMap::new(),
+                }])
                 .unwrap();
         }
-        let mut file = std::fs::OpenOptions::new().append(true).open(dir.path().join("metadata.log")).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("metadata.log"))
+            .unwrap();
         file.write_all(&[0, 0, 0, 50, 1, 2, 3]).unwrap();
         drop(file);
         let store = MetadataStore::open(Box::new(LocalMetadataLog::open(dir.path()).unwrap()), || "c2".into()).unwrap();
         let image = store.image();
         assert_eq!(image.cluster_id, "c1");
         assert_eq!(image.topic("t").unwrap().partitions, 3);
-        store.submit(vec![MetadataRecord::TopicDeleted { topic_id: id }]).unwrap();
+        store
+            .submit(vec![MetadataRecord::TopicDeleted { topic_id: id }])
+            .unwrap();
         drop(store);
         let store = MetadataStore::open(Box::new(LocalMetadataLog::open(dir.path()).unwrap()), || "c3".into()).unwrap();
         assert!(store.image().topic("t").is_none());

@@ -39,14 +39,24 @@ impl LocalMetadataLog {
             .append(true)
             .open(&path)
             .map_err(|e| MetadataError::io("opening metadata log", &path, e))?;
-        let log = LocalMetadataLog { path, file: Mutex::new(file) };
+        let log = LocalMetadataLog {
+            path,
+            file: Mutex::new(file),
+        };
         let (_, valid) = log.read_entries()?;
-        let len = log.file.lock().metadata().map_err(|e| MetadataError::io("reading metadata log", &log.path, e))?.len();
+        let len = log
+            .file
+            .lock()
+            .metadata()
+            .map_err(|e| MetadataError::io("reading metadata log", &log.path, e))?
+            .len();
         if valid < len {
             tracing::warn!(path = %log.path.display(), valid, len, "truncating torn tail of the metadata log");
             let file = log.file.lock();
-            file.set_len(valid).map_err(|e| MetadataError::io("truncating metadata log", &log.path, e))?;
-            file.sync_all().map_err(|e| MetadataError::io("syncing metadata log", &log.path, e))?;
+            file.set_len(valid)
+                .map_err(|e| MetadataError::io("truncating metadata log", &log.path, e))?;
+            file.sync_all()
+                .map_err(|e| MetadataError::io("syncing metadata log", &log.path, e))?;
         }
         Ok(log)
     }

@@ -10,7 +10,9 @@ use uuid::Uuid;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum MetadataRecord {
     /// The first record of a new cluster.
-    ClusterCreated { cluster_id: String },
+    ClusterCreated {
+        cluster_id: String,
+    },
     TopicCreated {
         name: String,
         id: Uuid,
@@ -19,13 +21,20 @@ pub enum MetadataRecord {
         configs: BTreeMap<String, String>,
     },
     /// The topic now has `total` partitions (only ever grows).
-    PartitionsCreated { topic_id: Uuid, total: u32 },
+    PartitionsCreated {
+        topic_id: Uuid,
+        total: u32,
+    },
     /// Replaces the topic's config overrides as a whole.
     TopicConfigsReplaced {
         topic_id: Uuid,
         configs: BTreeMap<String, String>,
     },
-    TopicDeleted { topic_id: Uuid },
+    TopicDeleted {
+        topic_id: Uuid,
+    },
     /// Producer ids below `next` are handed out; the next block starts there.
-    ProducerIdsAllocated { next: i64 },
+    ProducerIdsAllocated {
+        next: i64,
+    },
 }

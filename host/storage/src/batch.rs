@@ -76,9 +76,7 @@ impl BatchHeader {
             base_timestamp: i64_at(buf, BASE_TIMESTAMP),
             max_timestamp: i64_at(buf, MAX_TIMESTAMP),
             producer_id: i64_at(buf, PRODUCER_ID),
-            producer_epoch: i16::from_be_bytes(
-                buf[PRODUCER_EPOCH..PRODUCER_EPOCH + 2].try_into().unwrap(),
-            ),
+            producer_epoch: i16::from_be_bytes(buf[PRODUCER_EPOCH..PRODUCER_EPOCH + 2].try_into().unwrap()),
             base_sequence: i32_at(buf, BASE_SEQUENCE),
             records_count: i32_at(buf, RECORDS_COUNT),
         })
@@ -227,8 +225,7 @@ pub fn patched_prefix(batch: &[u8], base_offset: i64, leader_epoch: i32) -> [u8;
 /// timestamp to `now_ms`, and recomputes the CRC (which covers both).
 pub fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) {
     let attributes = i16::from_be_bytes(batch[ATTRIBUTES..ATTRIBUTES + 2].try_into().unwrap());
-    batch[ATTRIBUTES..ATTRIBUTES + 2]
-        .copy_from_slice(&(attributes | TIMESTAMP_TYPE_BIT).to_be_bytes());
+    batch[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&(attributes | TIMESTAMP_TYPE_BIT).to_be_bytes());
     batch[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&now_ms.to_be_bytes());
     let crc = crc32c::crc32c(&batch[ATTRIBUTES..]);
     batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
@@ -305,10 +302,7 @@ pub(crate) mod tests {
         assert_eq!(header.last_offset_delta, 2);
         let last = batch.len() - 1;
         batch[last] ^= 1;
-        assert!(matches!(
-            validate(&batch),
-            Err(StorageError::CorruptBatch(_))
-        ));
+        assert!(matches!(validate(&batch), Err(StorageError::CorruptBatch(_))));
     }
 
     #[test]
@@ -327,10 +321,7 @@ pub(crate) mod tests {
         b[0..8].copy_from_slice(&2i64.to_be_bytes());
         let both: Vec<u8> = a.iter().chain(b.iter()).copied().collect();
         assert_eq!(whole_batches_prefix(&both, i64::MAX), both.len());
-        assert_eq!(
-            whole_batches_prefix(&both[..both.len() - 3], i64::MAX),
-            a.len()
-        );
+        assert_eq!(whole_batches_prefix(&both[..both.len() - 3], i64::MAX), a.len());
         assert_eq!(whole_batches_prefix(&both, 2), a.len());
         a.truncate(10);
         assert_eq!(whole_batches_prefix(&a, i64::MAX), 0);

@@ -9,8 +9,7 @@ use crate::error::{Result, StorageError};
 
 pub fn write_atomically(path: &Path, content: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    let mut file =
-        File::create(&tmp).map_err(|e| StorageError::io("creating checkpoint", &tmp, e))?;
+    let mut file = File::create(&tmp).map_err(|e| StorageError::io("creating checkpoint", &tmp, e))?;
     file.write_all(content)
         .and_then(|_| file.sync_all())
         .map_err(|e| StorageError::io("writing checkpoint", &tmp, e))?;

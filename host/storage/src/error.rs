@@ -27,11 +27,7 @@ pub enum StorageError {
         log_end_offset: i64,
     },
     #[error("producer {producer_id} epoch {epoch} is older than the current epoch {current}")]
-    InvalidProducerEpoch {
-        producer_id: i64,
-        epoch: i16,
-        current: i16,
-    },
+    InvalidProducerEpoch { producer_id: i64, epoch: i16, current: i16 },
     #[error("producer {producer_id} sent sequence {received} but {expected} was expected")]
     OutOfOrderSequence {
         producer_id: i64,

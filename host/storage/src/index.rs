@@ -88,8 +88,7 @@ impl OffsetIndex {
     }
 
     pub fn flush(&mut self) -> Result<()> {
-        let mut buf =
-            Vec::with_capacity((self.entries.len() - self.persisted) * OFFSET_ENTRY_BYTES);
+        let mut buf = Vec::with_capacity((self.entries.len() - self.persisted) * OFFSET_ENTRY_BYTES);
         for &(rel, pos) in &self.entries[self.persisted..] {
             buf.extend_from_slice(&rel.to_be_bytes());
             buf.extend_from_slice(&pos.to_be_bytes());
@@ -237,12 +236,6 @@ mod tests {
         assert_eq!(index.lookup(150), 0);
         assert_eq!(index.lookup(201), 7);
         index.flush().unwrap();
-        assert_eq!(
-            TimeIndex::load(index.path().to_owned())
-                .unwrap()
-                .entries
-                .len(),
-            2
-        );
+        assert_eq!(TimeIndex::load(index.path().to_owned()).unwrap().entries.len(), 2);
     }
 }

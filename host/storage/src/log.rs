@@ -124,8 +124,7 @@ impl Log {
     /// Opens (or creates) the log in `dir`, recovering whatever an unclean stop left.
     pub fn open(dir: impl Into<PathBuf>, config: LogConfig, now_ms: i64) -> Result<Log> {
         let dir = dir.into();
-        fs::create_dir_all(&dir)
-            .map_err(|e| StorageError::io("creating log directory", &dir, e))?;
+        fs::create_dir_all(&dir).map_err(|e| StorageError::io("creating log directory", &dir, e))?;
         let clean = dir.join(CLEAN_SHUTDOWN_FILE).exists();
         let recovery_point = if clean {
             i64::MAX
@@ -133,16 +132,11 @@ impl Log {
             checkpoint::read_offset(&dir.join(RECOVERY_POINT_FILE)).unwrap_or(0)
         };
         let mut bases = Vec::new();
-        for entry in
-            fs::read_dir(&dir).map_err(|e| StorageError::io("listing log directory", &dir, e))?
-        {
+        for entry in fs::read_dir(&dir).map_err(|e| StorageError::io("listing log directory", &dir, e))? {
             let entry = entry.map_err(|e| StorageError::io("listing log directory", &dir, e))?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
-            if let Some(base) = name
-                .strip_suffix(".log")
-                .and_then(|b| b.parse::<i64>().ok())
-            {
+            if let Some(base) = name.strip_suffix(".log").and_then(|b| b.parse::<i64>().ok()) {
                 bases.push(base);
             } else if name.ends_with(".tmp") {
                 let _ = fs::remove_file(entry.path());
@@ -159,22 +153,15 @@ impl Log {
                 continue;
             }
             let trusted = clean || bases.get(i + 1).is_some_and(|&next| next <= recovery_point);
-            let (segment, report) =
-                Segment::open(&dir, base, config.index_interval_bytes, trusted, now_ms)?;
+            let (segment, report) = Segment::open(&dir, base, config.index_interval_bytes, trusted, now_ms)?;
             if report.truncated_bytes > 0 && i + 1 < bases.len() {
                 truncated_middle = true;
             }
             segments.insert(base, segment);
         }
-        let checkpointed_start =
-            checkpoint::read_offset(&dir.join(LOG_START_OFFSET_FILE)).unwrap_or(0);
+        let checkpointed_start = checkpoint::read_offset(&dir.join(LOG_START_OFFSET_FILE)).unwrap_or(0);
         if segments.is_empty() {
-            let segment = Segment::create(
-                &dir,
-                checkpointed_start,
-                config.index_interval_bytes,
-                now_ms,
-            )?;
+            let segment = Segment::create(&dir, checkpointed_start, config.index_interval_bytes, now_ms)?;
             segments.insert(checkpointed_start, segment);
         }
         let first_base = *segments.keys().next().unwrap();
@@ -238,11 +225,8 @@ impl Log {
 
     fn snapshot_offsets(&self) -> Result<Vec<i64>> {
         let mut offsets = Vec::new();
-        for entry in fs::read_dir(&self.dir)
-            .map_err(|e| StorageError::io("listing log directory", &self.dir, e))?
-        {
-            let entry =
-                entry.map_err(|e| StorageError::io("listing log directory", &self.dir, e))?;
+        for entry in fs::read_dir(&self.dir).map_err(|e| StorageError::io("listing log directory", &self.dir, e))? {
+            let entry = entry.map_err(|e| StorageError::io("listing log directory", &self.dir, e))?;
             if let Some(o) = entry
                 .file_name()
                 .to_string_lossy()
@@ -323,11 +307,7 @@ impl Log {
         let mut next = self.log_end_offset;
         let mut pieces = Vec::with_capacity(headers.len());
         for (i, header) in headers.iter_mut().enumerate() {
-            let raw: &[u8] = if log_append_time {
-                &stamped[i]
-            } else {
-                raw_batches[i]
-            };
+            let raw: &[u8] = if log_append_time { &stamped[i] } else { raw_batches[i] };
             header.base_offset = next;
             header.partition_leader_epoch = leader_epoch;
             if log_append_time {
@@ -362,8 +342,7 @@ impl Log {
 
     fn flush_due(&self, now_ms: i64) -> bool {
         self.unflushed_records >= self.config.flush_messages
-            || (self.unflushed_records > 0
-                && now_ms.saturating_sub(self.last_flush_ms) >= self.config.flush_ms)
+            || (self.unflushed_records > 0 && now_ms.saturating_sub(self.last_flush_ms) >= self.config.flush_ms)
     }
 
     /// Rolls a new active segment when the next append would not fit the current one.
@@ -375,8 +354,7 @@ impl Log {
         }
         let full = active.size() + bytes as u64 > self.config.segment_bytes;
         let old = now_ms.saturating_sub(active.created_at_ms()) >= self.config.segment_ms;
-        let offsets_overflow =
-            self.log_end_offset + records - active.base_offset() > i32::MAX as i64;
+        let offsets_overflow = self.log_end_offset + records - active.base_offset() > i32::MAX as i64;
         let position_overflow = active.size() + bytes as u64 > u32::MAX as u64;
         if !(full || old || offsets_overflow || position_overflow) {
             return Ok(None);
@@ -388,15 +366,9 @@ impl Log {
     pub fn roll(&mut self, now_ms: i64) -> Result<FlushJob> {
         let job = self.flush_job();
         self.active_mut().flush(false)?;
-        let segment = Segment::create(
-            &self.dir,
-            self.log_end_offset,
-            self.config.index_interval_bytes,
-            now_ms,
-        )?;
+        let segment = Segment::create(&self.dir, self.log_end_offset, self.config.index_interval_bytes, now_ms)?;
         self.segments.insert(self.log_end_offset, segment);
-        self.producers
-            .write_snapshot(&self.dir, self.log_end_offset)?;
+        self.producers.write_snapshot(&self.dir, self.log_end_offset)?;
         self.prune_snapshots()?;
         checkpoint::sync_dir(&self.dir)?;
         Ok(job)
@@ -446,13 +418,7 @@ impl Log {
     /// Reads whole batches starting with the one that holds `offset`, up to `max_bytes`
     /// (the first batch is returned whole even if larger, with `min_one_batch`), and only
     /// batches that start below `max_offset` (the high watermark for consumers).
-    pub fn read(
-        &self,
-        offset: i64,
-        max_bytes: usize,
-        max_offset: i64,
-        min_one_batch: bool,
-    ) -> Result<Bytes> {
+    pub fn read(&self, offset: i64, max_bytes: usize, max_offset: i64, min_one_batch: bool) -> Result<Bytes> {
         if offset < self.log_start_offset || offset > self.log_end_offset {
             return Err(StorageError::OffsetOutOfRange {
                 offset,
@@ -568,8 +534,8 @@ impl Log {
             let expired = self.config.retention_ms >= 0
                 && segment.max_timestamp() >= 0
                 && now_ms - segment.max_timestamp() > self.config.retention_ms;
-            let oversized = self.config.retention_bytes >= 0
-                && total - segment.size() as i64 >= self.config.retention_bytes;
+            let oversized =
+                self.config.retention_bytes >= 0 && total - segment.size() as i64 >= self.config.retention_bytes;
             if !(expired || oversized) {
                 break;
             }
@@ -589,8 +555,7 @@ impl Log {
         for segment in self.segments.values_mut() {
             segment.flush(true)?;
         }
-        self.producers
-            .write_snapshot(&self.dir, self.log_end_offset)?;
+        self.producers.write_snapshot(&self.dir, self.log_end_offset)?;
         self.prune_snapshots()?;
         checkpoint::write_offset(&self.dir.join(RECOVERY_POINT_FILE), self.log_end_offset)?;
         checkpoint::write_atomically(&self.dir.join(CLEAN_SHUTDOWN_FILE), b"")?;

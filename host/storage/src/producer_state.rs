@@ -70,9 +70,11 @@ impl ProducerState {
             }
             return Ok(SequenceCheck::Append);
         }
-        if let Some(dup) = entry.batches.iter().find(|b| {
-            b.first_sequence == header.base_sequence && b.last_sequence == header.last_sequence()
-        }) {
+        if let Some(dup) = entry
+            .batches
+            .iter()
+            .find(|b| b.first_sequence == header.base_sequence && b.last_sequence == header.last_sequence())
+        {
             return Ok(SequenceCheck::Duplicate(*dup));
         }
         let expected = entry
@@ -245,10 +247,7 @@ mod tests {
         assert!(
             matches!(state.check(&first).unwrap(), SequenceCheck::Duplicate(b) if b.first_offset == 0 && b.last_offset == 2)
         );
-        assert_eq!(
-            state.check(&header(7, 0, 3, 1, 3)).unwrap(),
-            SequenceCheck::Append
-        );
+        assert_eq!(state.check(&header(7, 0, 3, 1, 3)).unwrap(), SequenceCheck::Append);
         assert!(matches!(
             state.check(&header(7, 0, 5, 1, 3)),
             Err(StorageError::OutOfOrderSequence { expected: 3, .. })

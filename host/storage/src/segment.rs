@@ -49,12 +49,7 @@ pub struct RecoveryReport {
 }
 
 impl Segment {
-    pub fn create(
-        dir: &Path,
-        base_offset: i64,
-        index_interval_bytes: u64,
-        now_ms: i64,
-    ) -> Result<Segment> {
+    pub fn create(dir: &Path, base_offset: i64, index_interval_bytes: u64, now_ms: i64) -> Result<Segment> {
         let path = dir.join(file_name(base_offset, "log"));
         let file = OpenOptions::new()
             .create(true)
@@ -118,10 +113,7 @@ impl Segment {
             created_at_ms: now_ms,
         };
         if trusted {
-            if let (Some(offsets), Some(times)) = (
-                OffsetIndex::load(index_path, size),
-                TimeIndex::load(time_path),
-            ) {
+            if let (Some(offsets), Some(times)) = (OffsetIndex::load(index_path, size), TimeIndex::load(time_path)) {
                 segment.offset_index = offsets;
                 segment.time_index = times;
                 if segment.load_tail()? {
@@ -180,9 +172,7 @@ impl Segment {
                 break;
             }
             let length = i32::from_be_bytes(prefix[8..12].try_into().unwrap());
-            if length < (HEADER_BYTES - LOG_OVERHEAD) as i32
-                || pos + LOG_OVERHEAD as u64 + length as u64 > file_size
-            {
+            if length < (HEADER_BYTES - LOG_OVERHEAD) as i32 || pos + LOG_OVERHEAD as u64 + length as u64 > file_size {
                 break;
             }
             buf.clear();
@@ -225,9 +215,7 @@ impl Segment {
     /// Updates indexes and bookkeeping for a batch that now sits at `position`.
     fn index_batch(&mut self, header: &BatchHeader, position: u64) {
         let relative = (header.base_offset - self.base_offset) as u32;
-        if self.bytes_since_index_entry >= self.index_interval_bytes
-            || self.offset_index.is_empty() && position > 0
-        {
+        if self.bytes_since_index_entry >= self.index_interval_bytes || self.offset_index.is_empty() && position > 0 {
             self.offset_index.append(relative, position as u32);
             self.time_index
                 .maybe_append(self.max_timestamp.max(header.max_timestamp), relative);
@@ -335,11 +323,7 @@ impl Segment {
 
     /// Removes the segment's files.
     pub fn delete(self) -> Result<()> {
-        for path in [
-            self.path.as_path(),
-            self.offset_index.path(),
-            self.time_index.path(),
-        ] {
+        for path in [self.path.as_path(), self.offset_index.path(), self.time_index.path()] {
             match fs::remove_file(path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -390,11 +374,7 @@ fn read_exact_or_eof(reader: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
 
 /// `write_all` for vectored writes (std's is unstable). Segment files are opened with
 /// O_APPEND, so every write lands at the end of the valid log, even after a truncation.
-fn write_all_vectored_at_end(
-    file: &File,
-    slices: &mut [IoSlice<'_>],
-    mut remaining: usize,
-) -> std::io::Result<()> {
+fn write_all_vectored_at_end(file: &File, slices: &mut [IoSlice<'_>], mut remaining: usize) -> std::io::Result<()> {
     let mut writer = file;
     let mut slices: &mut [IoSlice<'_>] = slices;
     while remaining > 0 {

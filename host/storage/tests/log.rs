@@ -67,10 +67,7 @@ fn corrupt_and_oversized_batches_are_refused() {
     let mut bad = batch(2, 1, None);
     let n = bad.len();
     bad[n - 2] ^= 0x40;
-    assert!(matches!(
-        log.append(&bad, 0, 0),
-        Err(StorageError::CorruptBatch(_))
-    ));
+    assert!(matches!(log.append(&bad, 0, 0), Err(StorageError::CorruptBatch(_))));
     assert!(matches!(
         log.append(&batch(30, 1, None), 0, 0),
         Err(StorageError::MessageTooLarge { .. })
@@ -93,10 +90,7 @@ fn torn_tail_is_truncated_on_recovery_and_appends_continue() {
     }
     let mut log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
     assert_eq!(log.log_end_offset(), 20);
-    assert_eq!(
-        log.append(&batch(1, 5, None), 0, 0).unwrap().base_offset,
-        20
-    );
+    assert_eq!(log.append(&batch(1, 5, None), 0, 0).unwrap().base_offset, 20);
     let data = log.read(18, 1 << 20, i64::MAX, true).unwrap();
     assert_eq!(offsets_in(&data), vec![(18, 19), (20, 20)]);
 }
@@ -133,8 +127,7 @@ fn retried_idempotent_batches_are_not_appended_twice_even_after_a_crash() {
     {
         let mut log = Log::open(dir.path(), small_segments(), 0).unwrap();
         for seq in 0..20 {
-            log.append(&batch(2, 1, Some((42, 0, seq * 2))), 0, 0)
-                .unwrap();
+            log.append(&batch(2, 1, Some((42, 0, seq * 2))), 0, 0).unwrap();
         }
         let dup = log.append(&batch(2, 1, Some((42, 0, 38))), 0, 0).unwrap();
         assert!(dup.duplicate);
@@ -142,18 +135,13 @@ fn retried_idempotent_batches_are_not_appended_twice_even_after_a_crash() {
     }
     let mut log = Log::open(dir.path(), small_segments(), 0).unwrap();
     let dup = log.append(&batch(2, 1, Some((42, 0, 38))), 0, 0).unwrap();
-    assert!(
-        dup.duplicate,
-        "state must be rebuilt from snapshot + log after a crash"
-    );
+    assert!(dup.duplicate, "state must be rebuilt from snapshot + log after a crash");
     assert!(matches!(
         log.append(&batch(1, 1, Some((42, 0, 45))), 0, 0),
         Err(StorageError::OutOfOrderSequence { expected: 40, .. })
     ));
     assert_eq!(
-        log.append(&batch(1, 1, Some((42, 0, 40))), 0, 0)
-            .unwrap()
-            .base_offset,
+        log.append(&batch(1, 1, Some((42, 0, 40))), 0, 0).unwrap().base_offset,
         40
     );
 }
@@ -189,10 +177,7 @@ fn delete_records_and_retention_move_the_log_start() {
         log.read(29, 100, i64::MAX, true),
         Err(StorageError::OffsetOutOfRange { .. })
     ));
-    assert_eq!(
-        offsets_in(&log.read(30, 10, i64::MAX, true).unwrap())[0],
-        (30, 31)
-    );
+    assert_eq!(offsets_in(&log.read(30, 10, i64::MAX, true).unwrap())[0], (30, 31));
     drop(log);
     let mut log = Log::open(dir.path(), small_segments(), 0).unwrap();
     assert_eq!(log.log_start_offset(), 30);

@@ -37,11 +37,7 @@ pub struct Listener {
 impl Listener {
     /// The address to bind.
     pub fn bind_address(&self) -> String {
-        let host = if self.host.is_empty() {
-            "0.0.0.0"
-        } else {
-            &self.host
-        };
+        let host = if self.host.is_empty() { "0.0.0.0" } else { &self.host };
         if host.contains(':') {
             format!("[{host}]:{}", self.port)
         } else {
@@ -65,9 +61,9 @@ impl Listener {
 pub fn parse_protocol_map(raw: &str) -> anyhow::Result<BTreeMap<String, SecurityProtocol>> {
     let mut map = BTreeMap::new();
     for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let (name, protocol) = entry.split_once(':').with_context(|| {
-            format!("listener.security.protocol.map entry {entry:?} is not NAME:PROTOCOL")
-        })?;
+        let (name, protocol) = entry
+            .split_once(':')
+            .with_context(|| format!("listener.security.protocol.map entry {entry:?} is not NAME:PROTOCOL"))?;
         map.insert(
             name.to_string(),
             SecurityProtocol::parse(protocol).context("in listener.security.protocol.map")?,
@@ -77,10 +73,7 @@ pub fn parse_protocol_map(raw: &str) -> anyhow::Result<BTreeMap<String, Security
 }
 
 /// Parses `NAME://host:port,...`.
-pub fn parse_listeners(
-    raw: &str,
-    protocols: &BTreeMap<String, SecurityProtocol>,
-) -> anyhow::Result<Vec<Listener>> {
+pub fn parse_listeners(raw: &str, protocols: &BTreeMap<String, SecurityProtocol>) -> anyhow::Result<Vec<Listener>> {
     let mut listeners: Vec<Listener> = Vec::new();
     for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         let (name, address) = entry
@@ -92,13 +85,10 @@ pub fn parse_listeners(
         let port: u16 = port
             .parse()
             .with_context(|| format!("listener {entry:?} has an invalid port {port:?}"))?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let protocol = *protocols.get(name).with_context(|| {
-            format!("listener name {name} is not in listener.security.protocol.map")
-        })?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let protocol = *protocols
+            .get(name)
+            .with_context(|| format!("listener name {name} is not in listener.security.protocol.map"))?;
         if protocol != SecurityProtocol::Plaintext {
             bail!("listener {name} uses {protocol:?}: only PLAINTEXT listeners are supported by this version (TLS and SASL arrive with the security work)");
         }

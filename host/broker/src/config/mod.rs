@@ -43,11 +43,9 @@ impl BrokerConfig {
     pub fn load(file: Option<&Path>, overrides: &[String]) -> anyhow::Result<BrokerConfig> {
         let mut raw: Vec<(String, String, Source)> = Vec::new();
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading config file {}", path.display()))?;
-            for (k, v) in
-                parse_toml(&text).with_context(|| format!("in config file {}", path.display()))?
-            {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
+            for (k, v) in parse_toml(&text).with_context(|| format!("in config file {}", path.display()))? {
                 raw.push((k, v, Source::File));
             }
         }
@@ -60,11 +58,7 @@ impl BrokerConfig {
             let (k, v) = item
                 .split_once('=')
                 .with_context(|| format!("override {item:?} is not of the form key=value"))?;
-            raw.push((
-                k.trim().to_string(),
-                v.trim().to_string(),
-                Source::CommandLine,
-            ));
+            raw.push((k.trim().to_string(), v.trim().to_string(), Source::CommandLine));
         }
         BrokerConfig::from_values(raw)
     }
@@ -85,8 +79,7 @@ impl BrokerConfig {
         }
         let get = |name: &str| values[name].0.clone();
         let protocol_map = listeners::parse_protocol_map(&get("listener.security.protocol.map"))?;
-        let listeners =
-            listeners::parse_listeners(&get("listeners"), &protocol_map).context("in listeners")?;
+        let listeners = listeners::parse_listeners(&get("listeners"), &protocol_map).context("in listeners")?;
         if listeners.is_empty() {
             bail!("listeners is empty: the broker needs at least one listener");
         }
@@ -94,15 +87,11 @@ impl BrokerConfig {
         let advertised_listeners = if advertised_raw.trim().is_empty() {
             listeners.iter().map(Listener::advertised_default).collect()
         } else {
-            listeners::parse_listeners(&advertised_raw, &protocol_map)
-                .context("in advertised.listeners")?
+            listeners::parse_listeners(&advertised_raw, &protocol_map).context("in advertised.listeners")?
         };
         for advertised in &advertised_listeners {
             if !listeners.iter().any(|l| l.name == advertised.name) {
-                bail!(
-                    "advertised listener {} names no listener in listeners",
-                    advertised.name
-                );
+                bail!("advertised listener {} names no listener in listeners", advertised.name);
             }
         }
         let controller_listener_names: Vec<String> = get("controller.listener.names")
@@ -114,10 +103,7 @@ impl BrokerConfig {
         if !listeners.iter().any(|l| l.name == inter_broker) {
             bail!("inter.broker.listener.name {inter_broker} names no listener in listeners");
         }
-        if listeners
-            .iter()
-            .all(|l| controller_listener_names.contains(&l.name))
-        {
+        if listeners.iter().all(|l| controller_listener_names.contains(&l.name)) {
             bail!("every listener is a controller listener: clients would have nowhere to connect");
         }
         Ok(BrokerConfig {
@@ -167,9 +153,7 @@ impl BrokerConfig {
         if self.is_controller_listener(listener_name) {
             return None;
         }
-        self.advertised_listeners
-            .iter()
-            .find(|l| l.name == listener_name)
+        self.advertised_listeners.iter().find(|l| l.name == listener_name)
     }
 
     pub fn is_controller_listener(&self, name: &str) -> bool {
@@ -193,11 +177,7 @@ pub fn parse_toml(text: &str) -> anyhow::Result<Vec<(String, String)>> {
     Ok(out)
 }
 
-fn flatten(
-    prefix: &str,
-    value: &toml::Value,
-    out: &mut Vec<(String, String)>,
-) -> anyhow::Result<()> {
+fn flatten(prefix: &str, value: &toml::Value, out: &mut Vec<(String, String)>) -> anyhow::Result<()> {
     let scalar = |v: &toml::Value| -> anyhow::Result<String> {
         Ok(match v {
             toml::Value::String(s) => s.clone(),
@@ -242,9 +222,7 @@ pub fn defaults_toml() -> String {
             out.push_str(&format!("# {line}\n"));
         }
         let value = match setting.kind {
-            Kind::Boolean | Kind::Int | Kind::Short | Kind::Long | Kind::Double => {
-                setting.default.to_string()
-            }
+            Kind::Boolean | Kind::Int | Kind::Short | Kind::Long | Kind::Double => setting.default.to_string(),
             _ => format!("{:?}", setting.default),
         };
         out.push_str(&format!("{} = {}\n", setting.name, value));
@@ -279,10 +257,7 @@ mod tests {
         assert_eq!(config.i64("socket.request.max.bytes"), 100 * 1024 * 1024);
         assert!(config.bool("auto.create.topics.enable"));
         assert_eq!(config.listeners[0].port, 9092);
-        assert_eq!(
-            config.advertised_for("PLAINTEXT").unwrap().host,
-            "127.0.0.1"
-        );
+        assert_eq!(config.advertised_for("PLAINTEXT").unwrap().host, "127.0.0.1");
     }
 
     #[test]
@@ -305,8 +280,7 @@ mod tests {
         let err = |k: &str, v: &str| {
             format!(
                 "{:#}",
-                BrokerConfig::from_values(vec![(k.into(), v.into(), Source::CommandLine)])
-                    .unwrap_err()
+                BrokerConfig::from_values(vec![(k.into(), v.into(), Source::CommandLine)]).unwrap_err()
             )
         };
         assert!(err("no.such.thing", "1").contains("unknown setting \"no.such.thing\""));
@@ -314,19 +288,18 @@ mod tests {
         assert!(err("listeners", "PLAINTEXT://127.0.0.1:x").contains("port"));
         let e = format!(
             "{:#}",
-            BrokerConfig::from_values(vec![("listeners".into(), "FOO://:1".into(), Source::File)])
-                .unwrap_err()
+            BrokerConfig::from_values(vec![("listeners".into(), "FOO://:1".into(), Source::File)]).unwrap_err()
         );
         assert!(e.contains("FOO"), "{e}");
     }
 
     #[test]
     fn toml_dotted_keys_flatten_and_later_sources_win() {
-        let parsed = parse_toml("log.dirs = \"/x\"\nnum.partitions = 3\nlisteners = [\"PLAINTEXT://:1\", \"CONTROLLER://:2\"]\n").unwrap();
-        let mut raw: Vec<_> = parsed
-            .into_iter()
-            .map(|(k, v)| (k, v, Source::File))
-            .collect();
+        let parsed = parse_toml(
+            "log.dirs = \"/x\"\nnum.partitions = 3\nlisteners = [\"PLAINTEXT://:1\", \"CONTROLLER://:2\"]\n",
+        )
+        .unwrap();
+        let mut raw: Vec<_> = parsed.into_iter().map(|(k, v)| (k, v, Source::File)).collect();
         raw.push(("num.partitions".into(), "5".into(), Source::CommandLine));
         let config = BrokerConfig::from_values(raw).unwrap();
         assert_eq!(config.log_dir, PathBuf::from("/x"));
@@ -338,10 +311,7 @@ mod tests {
 
     #[test]
     fn env_names_map_to_settings() {
-        assert_eq!(
-            env_to_setting("STROM_LOG_DIRS").as_deref(),
-            Some("log.dirs")
-        );
+        assert_eq!(env_to_setting("STROM_LOG_DIRS").as_deref(), Some("log.dirs"));
         assert_eq!(env_to_setting("STROM_BOOTSTRAP_SERVER"), None);
     }
 }

@@ -77,6 +77,11 @@ pub static SETTINGS: &[Setting] = &[
     s("log.cleaner.max.compaction.lag.ms", LONG_MAX, Long, Some("max.compaction.lag.ms"), "Maximum time a record may stay uncompacted (accepted; compaction is not yet run)."),
     s("log.cleaner.min.cleanable.ratio", "0.5", Double, Some("min.cleanable.dirty.ratio"), "Dirty ratio that triggers compaction (accepted; compaction is not yet run)."),
     s("unclean.leader.election.enable", "false", Boolean, Some("unclean.leader.election.enable"), "Allow an out-of-sync replica to become leader (meaningful with replication)."),
+    s("group.initial.rebalance.delay.ms", "3000", Int, None, "How long a new consumer group waits for more members before its first rebalance completes."),
+    s("group.min.session.timeout.ms", "6000", Int, None, "The smallest session.timeout.ms a group member may ask for."),
+    s("group.max.session.timeout.ms", "1800000", Int, None, "The largest session.timeout.ms a group member may ask for."),
+    s("offsets.topic.num.partitions", "50", Int, None, "Partitions of the internal __consumer_offsets topic, created on first use."),
+    s("offsets.topic.segment.bytes", "104857600", Int, None, "Segment size of the __consumer_offsets topic."),
     s("shutdown.timeout.ms", "30000", Long, None, "On SIGTERM, how long to let in-flight requests finish before logs are closed."),
 ];
 
@@ -86,9 +91,7 @@ pub fn find(name: &str) -> Option<&'static Setting> {
 
 /// The broker setting that gives a topic config its default.
 pub fn for_topic_config(topic_config: &str) -> Option<&'static Setting> {
-    SETTINGS
-        .iter()
-        .find(|s| s.topic_config == Some(topic_config))
+    SETTINGS.iter().find(|s| s.topic_config == Some(topic_config))
 }
 
 /// Topic-level config names, sorted.
@@ -112,21 +115,14 @@ pub fn validate(setting: &Setting, value: &str) -> Result<(), std::string::Strin
             ("log.message.timestamp.type", v) if v != "CreateTime" && v != "LogAppendTime" => {
                 bad("expected CreateTime or LogAppendTime")
             }
-            ("log.cleanup.policy", v)
-                if v.split(',')
-                    .any(|p| !matches!(p.trim(), "delete" | "compact")) =>
-            {
+            ("log.cleanup.policy", v) if v.split(',').any(|p| !matches!(p.trim(), "delete" | "compact")) => {
                 bad("expected delete, compact or delete,compact")
             }
-            ("compression.type", v) if v != "producer" => bad(
-                "only producer is supported: batches are stored as the producer compressed them",
-            ),
-            ("log.segment.bytes", v) if v.parse::<i64>().is_ok_and(|n| n < 14) => {
-                bad("must be at least 14")
+            ("compression.type", v) if v != "producer" => {
+                bad("only producer is supported: batches are stored as the producer compressed them")
             }
-            ("message.max.bytes" | "socket.request.max.bytes", v)
-                if v.parse::<i64>().is_ok_and(|n| n <= 0) =>
-            {
+            ("log.segment.bytes", v) if v.parse::<i64>().is_ok_and(|n| n < 14) => bad("must be at least 14"),
+            ("message.max.bytes" | "socket.request.max.bytes", v) if v.parse::<i64>().is_ok_and(|n| n <= 0) => {
                 bad("must be positive")
             }
             ("min.insync.replicas" | "num.partitions" | "default.replication.factor", v)

@@ -25,8 +25,7 @@ pub fn setting(name: &str) -> Result<&'static Setting, TopicConfigError> {
 /// Validates one override, with the topic config's name in the message.
 pub fn validate(name: &str, value: &str) -> Result<(), TopicConfigError> {
     let setting = setting(name)?;
-    settings::validate(setting, value)
-        .map_err(|msg| TopicConfigError::Invalid(msg.replace(setting.name, name)))
+    settings::validate(setting, value).map_err(|msg| TopicConfigError::Invalid(msg.replace(setting.name, name)))
 }
 
 pub fn validate_all(configs: &BTreeMap<String, String>) -> Result<(), TopicConfigError> {
@@ -34,11 +33,7 @@ pub fn validate_all(configs: &BTreeMap<String, String>) -> Result<(), TopicConfi
 }
 
 /// The effective value of topic config `name`: the override, else the broker's value.
-pub fn effective<'a>(
-    broker: &'a BrokerConfig,
-    overrides: &'a BTreeMap<String, String>,
-    name: &str,
-) -> Option<&'a str> {
+pub fn effective<'a>(broker: &'a BrokerConfig, overrides: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
     match overrides.get(name) {
         Some(v) => Some(v.as_str()),
         None => settings::for_topic_config(name).map(|s| broker.get(s.name)),
@@ -57,9 +52,7 @@ pub fn log_config(broker: &BrokerConfig, overrides: &BTreeMap<String, String>) -
         segment_ms: num("segment.ms"),
         index_interval_bytes: num("index.interval.bytes").max(0) as u64,
         max_message_bytes: num("max.message.bytes").max(0) as usize,
-        timestamp_type: if effective(broker, overrides, "message.timestamp.type")
-            == Some("LogAppendTime")
-        {
+        timestamp_type: if effective(broker, overrides, "message.timestamp.type") == Some("LogAppendTime") {
             TimestampType::LogAppendTime
         } else {
             TimestampType::CreateTime

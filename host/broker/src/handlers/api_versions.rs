@@ -6,11 +6,7 @@ use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 use crate::broker::{Broker, RequestContext};
 use crate::protocol;
 
-pub async fn handle(
-    _broker: &Broker,
-    _ctx: &RequestContext,
-    _request: ApiVersionsRequest,
-) -> ApiVersionsResponse {
+pub async fn handle(_broker: &Broker, _ctx: &RequestContext, _request: ApiVersionsRequest) -> ApiVersionsResponse {
     response(0)
 }
 

@@ -18,9 +18,7 @@ pub async fn describe(
     response.endpoint_type = ENDPOINT_TYPE_BROKERS;
     if ctx.version >= 1 && request.endpoint_type != ENDPOINT_TYPE_BROKERS {
         response.error_code = ResponseError::UnsupportedEndpointType.code();
-        response.error_message = Some(str_bytes(
-            "only broker endpoints (endpoint type 1) are served",
-        ));
+        response.error_message = Some(str_bytes("only broker endpoints (endpoint type 1) are served"));
         return response;
     }
     response.cluster_id = str_bytes(broker.metadata.image().cluster_id.clone());

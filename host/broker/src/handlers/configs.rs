@@ -154,14 +154,7 @@ pub async fn describe(
                 result.configs = entries
                     .into_iter()
                     .filter(|e| keys.as_ref().is_none_or(|k| k.contains(&e.name)))
-                    .map(|e| {
-                        to_wire(
-                            e,
-                            ctx.version,
-                            request.include_synonyms,
-                            request.include_documentation,
-                        )
-                    })
+                    .map(|e| to_wire(e, ctx.version, request.include_synonyms, request.include_documentation))
                     .collect();
             }
             Err((code, message)) => {
@@ -174,12 +167,7 @@ pub async fn describe(
     response
 }
 
-fn to_wire(
-    entry: ConfigEntry,
-    version: i16,
-    synonyms: bool,
-    documentation: bool,
-) -> DescribeConfigsResourceResult {
+fn to_wire(entry: ConfigEntry, version: i16, synonyms: bool, documentation: bool) -> DescribeConfigsResourceResult {
     let mut c = DescribeConfigsResourceResult::default();
     c.name = str_bytes(entry.name);
     c.value = Some(str_bytes(entry.value));
@@ -223,8 +211,7 @@ fn replace_topic_configs(
             format!("topic '{topic}' does not exist"),
         ))?;
         let next = compute(&current.configs)?;
-        topic_config::validate_all(&next)
-            .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
+        topic_config::validate_all(&next).map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
         if validate_only || next == current.configs {
             return Ok(vec![]);
         }
@@ -236,12 +223,7 @@ fn replace_topic_configs(
     match committed {
         Ok(Ok(_)) => {}
         Ok(Err(refusal)) => return Err(refusal),
-        Err(e) => {
-            return Err((
-                ResponseError::KafkaStorageError,
-                format!("metadata log: {e}"),
-            ))
-        }
+        Err(e) => return Err((ResponseError::KafkaStorageError, format!("metadata log: {e}"))),
     }
     broker
         .apply_metadata()
@@ -262,11 +244,7 @@ fn broker_refusal(broker: &Broker, name: &str) -> Refusal {
     }
 }
 
-pub async fn alter(
-    broker: &Broker,
-    _ctx: &RequestContext,
-    request: AlterConfigsRequest,
-) -> AlterConfigsResponse {
+pub async fn alter(broker: &Broker, _ctx: &RequestContext, request: AlterConfigsRequest) -> AlterConfigsResponse {
     let mut response = AlterConfigsResponse::default();
     for resource in request.resources {
         let name = resource.resource_name.to_string();
@@ -315,11 +293,9 @@ pub async fn incremental_alter(
     for resource in request.resources {
         let name = resource.resource_name.to_string();
         let outcome = match resource.resource_type {
-            RESOURCE_TOPIC => {
-                replace_topic_configs(broker, &name, request.validate_only, |current| {
-                    apply_operations(broker, current, &resource.configs)
-                })
-            }
+            RESOURCE_TOPIC => replace_topic_configs(broker, &name, request.validate_only, |current| {
+                apply_operations(broker, current, &resource.configs)
+            }),
             RESOURCE_BROKER => Err(broker_refusal(broker, &name)),
             other => Err((
                 ResponseError::InvalidRequest,
@@ -353,8 +329,7 @@ fn apply_operations(
                 format!("config {key} appears more than once"),
             ));
         }
-        let setting = topic_config::setting(&key)
-            .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
+        let setting = topic_config::setting(&key).map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
         let value = || -> Result<String, Refusal> {
             op.value.as_ref().map(StrBytes::to_string).ok_or((
                 ResponseError::InvalidConfig,

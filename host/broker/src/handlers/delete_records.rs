@@ -1,9 +1,7 @@
 //! DeleteRecords: move a partition's log start offset forward.
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::delete_records_response::{
-    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
-};
+use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use super::storage_error_code;
@@ -12,11 +10,7 @@ use crate::broker::{now_ms, Broker, RequestContext};
 /// An offset of -1 means "up to the high watermark".
 const TO_HIGH_WATERMARK: i64 = -1;
 
-pub async fn handle(
-    broker: &Broker,
-    _ctx: &RequestContext,
-    request: DeleteRecordsRequest,
-) -> DeleteRecordsResponse {
+pub async fn handle(broker: &Broker, _ctx: &RequestContext, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let mut response = DeleteRecordsResponse::default();
     for topic in request.topics {
         let name = topic.name.0.to_string();

@@ -86,18 +86,13 @@ fn resolve(broker: &Broker, ctx: &RequestContext, request: &FetchRequest) -> Vec
                     None => (None, ResponseError::UnknownTopicId),
                 }
             } else {
-                (
-                    Some(topic.topic.0.to_string()),
-                    ResponseError::UnknownTopicOrPartition,
-                )
+                (Some(topic.topic.0.to_string()), ResponseError::UnknownTopicOrPartition)
             };
             let partitions = topic
                 .partitions
                 .iter()
                 .map(|p| {
-                    let partition = name
-                        .as_ref()
-                        .and_then(|n| broker.partitions.get(n, p.partition));
+                    let partition = name.as_ref().and_then(|n| broker.partitions.get(n, p.partition));
                     let error = if partition.is_none() {
                         Some(unknown)
                     } else {
@@ -151,10 +146,7 @@ fn read(targets: &[Target], request: &FetchRequest) -> (FetchResponse, usize, bo
             }
             match (&p.partition, p.error) {
                 (None, _) | (_, Some(_)) => {
-                    data.error_code = p
-                        .error
-                        .unwrap_or(ResponseError::UnknownTopicOrPartition)
-                        .code();
+                    data.error_code = p.error.unwrap_or(ResponseError::UnknownTopicOrPartition).code();
                     had_error = true;
                 }
                 (Some(partition), None) => {

@@ -37,19 +37,11 @@ impl ProducerIdAllocator {
     }
 }
 
-pub async fn handle(
-    broker: &Broker,
-    ctx: &RequestContext,
-    request: InitProducerIdRequest,
-) -> InitProducerIdResponse {
+pub async fn handle(broker: &Broker, ctx: &RequestContext, request: InitProducerIdRequest) -> InitProducerIdResponse {
     let mut response = InitProducerIdResponse::default();
     response.producer_id = ProducerId(-1);
     response.producer_epoch = -1;
-    if request
-        .transactional_id
-        .as_ref()
-        .is_some_and(|id| !id.0.is_empty())
-    {
+    if request.transactional_id.as_ref().is_some_and(|id| !id.0.is_empty()) {
         tracing::warn!(client = %ctx.client_id, "refusing a transactional producer: transactions are not supported yet");
         response.error_code = ResponseError::InvalidRequest.code();
         return response;

@@ -3,9 +3,7 @@
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::list_offsets_response::{
-    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
-};
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use kafka_protocol::records::RecordBatchDecoder;
 use strom_storage::{BatchHeader, TimestampType};
@@ -20,11 +18,7 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 
-pub async fn handle(
-    broker: &Broker,
-    ctx: &RequestContext,
-    request: ListOffsetsRequest,
-) -> ListOffsetsResponse {
+pub async fn handle(broker: &Broker, ctx: &RequestContext, request: ListOffsetsRequest) -> ListOffsetsResponse {
     let mut response = ListOffsetsResponse::default();
     for topic in request.topics {
         let name = topic.name.0.to_string();
@@ -63,11 +57,7 @@ pub async fn handle(
 }
 
 /// (timestamp, offset) answering one ListOffsets query on a partition.
-fn lookup(
-    partition: &Partition,
-    timestamp: i64,
-    version: i16,
-) -> Result<(i64, i64), ResponseError> {
+fn lookup(partition: &Partition, timestamp: i64, version: i16) -> Result<(i64, i64), ResponseError> {
     let log = partition.log.read();
     match timestamp {
         LATEST => Ok((-1, log.high_watermark())),
@@ -78,9 +68,7 @@ fn lookup(
             Err(e) => Err(storage_error_code(&e)),
         },
         ts if ts >= 0 => match log.batch_at_timestamp(ts) {
-            Ok(Some(batch)) => {
-                Ok(first_record_at(&batch, ts, log.log_start_offset()).unwrap_or((-1, -1)))
-            }
+            Ok(Some(batch)) => Ok(first_record_at(&batch, ts, log.log_start_offset()).unwrap_or((-1, -1))),
             Ok(None) => Ok((-1, -1)),
             Err(e) => Err(storage_error_code(&e)),
         },

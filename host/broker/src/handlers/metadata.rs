@@ -18,11 +18,7 @@ pub const ALL_TOPIC_OPERATIONS: i32 =
 /// What Kafka reports when authorized operations were not asked for.
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
-pub async fn handle(
-    broker: &Broker,
-    ctx: &RequestContext,
-    request: MetadataRequest,
-) -> MetadataResponse {
+pub async fn handle(broker: &Broker, ctx: &RequestContext, request: MetadataRequest) -> MetadataResponse {
     let node = BrokerId(broker.config.node_id);
     let mut response = MetadataResponse::default();
     if let Some(advertised) = broker.config.advertised_for(&ctx.listener) {
@@ -41,8 +37,8 @@ pub async fn handle(
         _ => None,
     };
     // v0-3 cannot say "do not create"; Kafka treats them as allowing it.
-    let allow_create = (ctx.version < 4 || request.allow_auto_topic_creation)
-        && broker.config.bool("auto.create.topics.enable");
+    let allow_create =
+        (ctx.version < 4 || request.allow_auto_topic_creation) && broker.config.bool("auto.create.topics.enable");
     let operations = if request.include_topic_authorized_operations {
         ALL_TOPIC_OPERATIONS
     } else {
@@ -67,8 +63,7 @@ pub async fn handle(
                 let entry = match (found, name) {
                     (Some(topic), _) => describe(broker, &topic, operations),
                     (None, Some(name)) if allow_create => {
-                        match topics::create_topic(broker, &name, -1, -1, Default::default(), false)
-                        {
+                        match topics::create_topic(broker, &name, -1, -1, Default::default(), false) {
                             Ok(topic) => describe(broker, &topic, operations),
                             Err((code, message)) => {
                                 tracing::debug!(topic = %name, %message, "auto-creation refused");
@@ -76,11 +71,7 @@ pub async fn handle(
                             }
                         }
                     }
-                    (None, Some(name)) => unknown(
-                        Some(&name),
-                        want.topic_id,
-                        ResponseError::UnknownTopicOrPartition,
-                    ),
+                    (None, Some(name)) => unknown(Some(&name), want.topic_id, ResponseError::UnknownTopicOrPartition),
                     (None, None) => unknown(None, want.topic_id, ResponseError::UnknownTopicId),
                 };
                 response.topics.push(entry);

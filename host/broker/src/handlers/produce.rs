@@ -41,24 +41,23 @@ pub async fn handle(
                     ResponseError::InvalidRequiredAcks,
                     format!("acks must be -1, 0 or 1, not {acks}"),
                 ))
+            } else if name == crate::coordinator::offsets::OFFSETS_TOPIC {
+                Err((
+                    ResponseError::InvalidTopicException,
+                    format!("{name} is internal: clients cannot produce to it"),
+                ))
             } else if request.transactional_id.is_some() {
                 Err((
                     ResponseError::InvalidTxnState,
                     "transactions are not supported by this broker yet".to_string(),
                 ))
             } else {
-                match (
-                    broker.partitions.get(&name, partition_data.index),
-                    image.topic(&name),
-                ) {
+                match (broker.partitions.get(&name, partition_data.index), image.topic(&name)) {
                     (Some(partition), Some(topic_image)) => {
-                        let min_isr: i64 = topic_config::effective(
-                            &broker.config,
-                            &topic_image.configs,
-                            "min.insync.replicas",
-                        )
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(1);
+                        let min_isr: i64 =
+                            topic_config::effective(&broker.config, &topic_image.configs, "min.insync.replicas")
+                                .and_then(|v| v.parse().ok())
+                                .unwrap_or(1);
                         if acks == -1 && min_isr > 1 {
                             Err((
                                 ResponseError::NotEnoughReplicas,
@@ -82,8 +81,7 @@ pub async fn handle(
             };
             if let Err((code, message)) = outcome {
                 tracing::debug!(topic = %name, partition = partition_data.index, client = %ctx.client_id, peer = %ctx.peer, %message, "produce refused");
-                first_failure
-                    .get_or_insert_with(|| format!("{name}-{}: {message}", partition_data.index));
+                first_failure.get_or_insert_with(|| format!("{name}-{}: {message}", partition_data.index));
                 r.error_code = code.code();
                 if ctx.version >= 8 {
                     r.error_message = Some(str_bytes(message));

@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
-use kafka_protocol::messages::create_topics_response::{
-    CreatableTopicConfigs, CreatableTopicResult,
-};
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::*;
 use strom_metadata::{MetadataRecord, TopicImage};
@@ -53,13 +51,10 @@ pub fn create_topic(
     if replication_factor != 1 {
         return Err((
             ResponseError::InvalidReplicationFactor,
-            format!(
-                "replication factor {replication_factor} cannot be met: this cluster has 1 broker"
-            ),
+            format!("replication factor {replication_factor} cannot be met: this cluster has 1 broker"),
         ));
     }
-    topic_config::validate_all(&configs)
-        .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
+    topic_config::validate_all(&configs).map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
     let topic = TopicImage {
         name: name.to_string(),
         id: Uuid::new_v4(),
@@ -68,13 +63,19 @@ pub fn create_topic(
     };
     let committed = broker.metadata.submit_with(|image| {
         if image.topic(name).is_some() {
-            return Err((ResponseError::TopicAlreadyExists, format!("topic '{name}' already exists")));
+            return Err((
+                ResponseError::TopicAlreadyExists,
+                format!("topic '{name}' already exists"),
+            ));
         }
         let collision = name.replace('.', "_");
         if let Some(other) = image.topics().find(|t| t.name.replace('.', "_") == collision) {
             return Err((
                 ResponseError::InvalidTopicException,
-                format!("topic '{name}' collides with existing topic '{}': '.' and '_' must not be the only difference", other.name),
+                format!(
+                    "topic '{name}' collides with existing topic '{}': '.' and '_' must not be the only difference",
+                    other.name
+                ),
             ));
         }
         if validate_only {
@@ -90,12 +91,7 @@ pub fn create_topic(
     match committed {
         Ok(Ok(_)) => {}
         Ok(Err(refusal)) => return Err(refusal),
-        Err(e) => {
-            return Err((
-                ResponseError::KafkaStorageError,
-                format!("metadata log: {e}"),
-            ))
-        }
+        Err(e) => return Err((ResponseError::KafkaStorageError, format!("metadata log: {e}"))),
     }
     if !validate_only {
         broker
@@ -132,14 +128,7 @@ pub async fn create_topics(
             ))
         } else {
             creatable_to_args(broker, &topic).and_then(|(partitions, rf, configs)| {
-                create_topic(
-                    broker,
-                    &name,
-                    partitions,
-                    rf,
-                    configs,
-                    request.validate_only,
-                )
+                create_topic(broker, &name, partitions, rf, configs, request.validate_only)
             })
         };
         match outcome {
@@ -195,25 +184,18 @@ fn creatable_to_args(
     if topic.num_partitions != -1 || topic.replication_factor != -1 {
         return Err((
             ResponseError::InvalidRequest,
-            "with manual replica assignments, numPartitions and replicationFactor must be -1"
-                .into(),
+            "with manual replica assignments, numPartitions and replicationFactor must be -1".into(),
         ));
     }
     let node = broker.config.node_id;
     for (expected, assignment) in topic.assignments.iter().enumerate() {
-        if assignment.partition_index != expected as i32
-            || assignment.broker_ids.iter().map(|b| b.0).ne([node])
-        {
+        if assignment.partition_index != expected as i32 || assignment.broker_ids.iter().map(|b| b.0).ne([node]) {
             return Err((
                 ResponseError::InvalidReplicaAssignment,
                 format!(
                     "partition {} is assigned to {:?}; this cluster has only broker {node}",
                     assignment.partition_index,
-                    assignment
-                        .broker_ids
-                        .iter()
-                        .map(|b| b.0)
-                        .collect::<Vec<_>>()
+                    assignment.broker_ids.iter().map(|b| b.0).collect::<Vec<_>>()
                 ),
             ));
         }
@@ -248,9 +230,7 @@ pub async fn delete_topics(
         result.topic_id = id;
         let image = broker.metadata.image();
         let found = match &name {
-            Some(name) => image
-                .topic(name)
-                .ok_or(ResponseError::UnknownTopicOrPartition),
+            Some(name) => image.topic(name).ok_or(ResponseError::UnknownTopicOrPartition),
             None => image.topic_by_id(&id).ok_or(ResponseError::UnknownTopicId),
         };
         let code = match found {
@@ -267,10 +247,7 @@ pub async fn delete_topics(
                         changed = true;
                         None
                     }
-                    Err(e) => Some((
-                        ResponseError::KafkaStorageError,
-                        format!("metadata log: {e}"),
-                    )),
+                    Err(e) => Some((ResponseError::KafkaStorageError, format!("metadata log: {e}"))),
                 }
             }
         };
@@ -325,9 +302,7 @@ pub async fn create_partitions(
             }
             if let Some(assignments) = &topic.assignments {
                 if assignments.len() as i32 != count - current.partitions as i32
-                    || assignments
-                        .iter()
-                        .any(|a| a.broker_ids.iter().map(|b| b.0).ne([node]))
+                    || assignments.iter().any(|a| a.broker_ids.iter().map(|b| b.0).ne([node]))
                 {
                     return Err((
                         ResponseError::InvalidReplicaAssignment,
@@ -352,10 +327,7 @@ pub async fn create_partitions(
                 None
             }
             Ok(Err(refusal)) => Some(refusal),
-            Err(e) => Some((
-                ResponseError::KafkaStorageError,
-                format!("metadata log: {e}"),
-            )),
+            Err(e) => Some((ResponseError::KafkaStorageError, format!("metadata log: {e}"))),
         };
         if let Some((code, message)) = refusal {
             result.error_code = code.code();

@@ -1,0 +1,584 @@
+//! The group coordinator for the classic consumer group protocol (JoinGroup, SyncGroup,
+//! Heartbeat, LeaveGroup) and committed offsets.
+//!
+//! - [`group`]: one group's state machine (members, generations, rebalances).
+//! - [`offsets`]: committed offsets and their persistence in `__consumer_offsets`.
+//!
+//! Handlers translate wire messages to the plain calls here. Waiting (a JoinGroup held
+//! until the rebalance completes, a SyncGroup until the leader assigns) happens outside
+//! the lock on oneshot channels; [`GroupCoordinator::tick`] drives session and rebalance
+//! timeouts.
+
+pub mod group;
+pub mod offsets;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::ConsumerProtocolSubscription;
+use kafka_protocol::protocol::Decodable;
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use group::{Group, GroupState, Member};
+pub use group::{JoinOutcome, SyncOutcome};
+use offsets::{Committed, OffsetStore};
+
+use crate::partitions::PartitionManager;
+
+#[derive(Debug, Clone)]
+pub struct GroupSettings {
+    pub initial_rebalance_delay: Duration,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+}
+
+pub struct JoinRequest {
+    pub group_id: String,
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub protocol_type: String,
+    pub protocols: Vec<(String, Bytes)>,
+    /// JoinGroup v4+: a member without an id is first given one (MEMBER_ID_REQUIRED).
+    pub require_known_member_id: bool,
+}
+
+pub struct SyncRequest {
+    pub group_id: String,
+    pub generation: i32,
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    pub assignments: Vec<(String, Bytes)>,
+}
+
+/// A member as DescribeGroups shows it.
+pub struct MemberDescription {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+pub struct GroupDescription {
+    pub state: &'static str,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<MemberDescription>,
+}
+
+enum Step {
+    Now(JoinOutcome),
+    Wait(oneshot::Receiver<JoinOutcome>),
+}
+
+pub struct GroupCoordinator {
+    groups: Mutex<HashMap<String, Group>>,
+    pub offsets: OffsetStore,
+    settings: GroupSettings,
+}
+
+/// The protocol type Strom reports for groups known only by their committed offsets.
+const OFFSETS_ONLY_PROTOCOL_TYPE: &str = "consumer";
+
+impl GroupCoordinator {
+    pub fn new(settings: GroupSettings, offsets_partitions: i32) -> GroupCoordinator {
+        GroupCoordinator {
+            groups: Mutex::new(HashMap::new()),
+            offsets: OffsetStore::new(offsets_partitions),
+            settings,
+        }
+    }
+
+    pub async fn join(&self, request: JoinRequest) -> JoinOutcome {
+        let step = {
+            let mut groups = self.groups.lock();
+            self.join_locked(&mut groups, request, Instant::now())
+        };
+        match step {
+            Step::Now(outcome) => outcome,
+            Step::Wait(rx) => rx
+                .await
+                .unwrap_or_else(|_| JoinOutcome::error(ResponseError::UnknownMemberId, "")),
+        }
+    }
+
+    fn join_locked(&self, groups: &mut HashMap<String, Group>, req: JoinRequest, now: Instant) -> Step {
+        let fail = |e: ResponseError| Step::Now(JoinOutcome::error(e, &req.member_id));
+        if req.group_id.is_empty() {
+            return fail(ResponseError::InvalidGroupId);
+        }
+        if req.session_timeout_ms < self.settings.min_session_timeout_ms
+            || req.session_timeout_ms > self.settings.max_session_timeout_ms
+        {
+            return fail(ResponseError::InvalidSessionTimeout);
+        }
+        if !groups.contains_key(&req.group_id) && !req.member_id.is_empty() {
+            return fail(ResponseError::UnknownMemberId);
+        }
+        let group = groups
+            .entry(req.group_id.clone())
+            .or_insert_with(|| Group::new(&req.group_id));
+        if group.state == GroupState::Dead {
+            return fail(ResponseError::CoordinatorNotAvailable);
+        }
+        if !group.supports(&req.protocol_type, &req.protocols) {
+            return fail(ResponseError::InconsistentGroupProtocol);
+        }
+        let (tx, rx) = oneshot::channel();
+        let was_empty = group.members.is_empty();
+        if was_empty {
+            group.protocol_type = Some(req.protocol_type.clone());
+        }
+
+        if req.member_id.is_empty() {
+            let new_id = format!("{}-{}", req.client_id, uuid::Uuid::new_v4());
+            if let Some(instance) = req.instance_id.clone() {
+                if let Some(old_id) = group.static_members.get(&instance).cloned() {
+                    // A static member came back under a new member id: it replaces the old
+                    // one, which is fenced. A stable group need not rebalance for that.
+                    let was_leader = group.leader.as_deref() == Some(old_id.as_str());
+                    let old = group.remove_member(&old_id, ResponseError::FencedInstanceId);
+                    let unchanged = old.as_ref().is_some_and(|o| o.protocols == req.protocols);
+                    let mut member = new_member(&req, new_id.clone(), now);
+                    member.assignment = old.map(|o| o.assignment).unwrap_or_default();
+                    group.add_member(member);
+                    if was_leader {
+                        group.leader = Some(new_id.clone());
+                    }
+                    if group.state == GroupState::Stable && unchanged {
+                        tracing::info!(group = %group.id, member = %new_id, %instance, "static member rejoined without a rebalance");
+                        return Step::Now(group.current_join_outcome(&new_id));
+                    }
+                    group.member_mut(&new_id).unwrap().join_waiter = Some(tx);
+                    self.rebalance(group, now, was_empty);
+                    return Step::Wait(rx);
+                }
+            } else if req.require_known_member_id {
+                let timeout = Duration::from_millis(req.session_timeout_ms as u64);
+                group.pending_members.insert(new_id.clone(), now + timeout);
+                return Step::Now(JoinOutcome::error(ResponseError::MemberIdRequired, &new_id));
+            }
+            let mut member = new_member(&req, new_id, now);
+            member.join_waiter = Some(tx);
+            group.add_member(member);
+            self.rebalance(group, now, was_empty);
+            return Step::Wait(rx);
+        }
+
+        let member_id = req.member_id.clone();
+        if group.pending_members.remove(&member_id).is_some() {
+            let mut member = new_member(&req, member_id, now);
+            member.join_waiter = Some(tx);
+            group.add_member(member);
+            self.rebalance(group, now, was_empty);
+            return Step::Wait(rx);
+        }
+        if let Some(instance) = &req.instance_id {
+            if group.static_members.get(instance).is_some_and(|id| *id != member_id) {
+                return fail(ResponseError::FencedInstanceId);
+            }
+        }
+        let state = group.state;
+        let is_leader = group.leader.as_deref() == Some(member_id.as_str());
+        let Some(member) = group.member_mut(&member_id) else {
+            return fail(ResponseError::UnknownMemberId);
+        };
+        let changed = member.protocols != req.protocols;
+        member.protocols = req.protocols;
+        member.session_timeout_ms = req.session_timeout_ms;
+        member.rebalance_timeout_ms = req.rebalance_timeout_ms;
+        member.client_id = req.client_id;
+        member.client_host = req.client_host;
+        member.touch(now);
+        match state {
+            GroupState::CompletingRebalance if !changed => Step::Now(group.current_join_outcome(&member_id)),
+            GroupState::Stable if !changed && !is_leader => Step::Now(group.current_join_outcome(&member_id)),
+            GroupState::Empty | GroupState::Dead => fail(ResponseError::UnknownMemberId),
+            _ => {
+                member.join_waiter = Some(tx);
+                self.rebalance(group, now, false);
+                Step::Wait(rx)
+            }
+        }
+    }
+
+    /// Moves the group into (or keeps it in) PreparingRebalance and completes the join if
+    /// everyone is in. A group forming from empty waits `group.initial.rebalance.delay.ms`.
+    fn rebalance(&self, group: &mut Group, now: Instant, forming: bool) {
+        if forming && group.state == GroupState::Empty {
+            let delay = self
+                .settings
+                .initial_rebalance_delay
+                .min(Duration::from_millis(group.max_rebalance_timeout_ms().max(0) as u64));
+            group.initial_delay_until = Some(now + delay);
+        }
+        group.prepare_rebalance(now);
+        group.maybe_complete_join(now);
+    }
+
+    pub async fn sync(&self, req: SyncRequest) -> SyncOutcome {
+        let rx = {
+            let mut groups = self.groups.lock();
+            let now = Instant::now();
+            let Some(group) = groups.get_mut(&req.group_id) else {
+                return SyncOutcome::error(ResponseError::UnknownMemberId);
+            };
+            if let Err(e) = check_member(group, &req.member_id, req.instance_id.as_deref()) {
+                return SyncOutcome::error(e);
+            }
+            if req.generation != group.generation {
+                return SyncOutcome::error(ResponseError::IllegalGeneration);
+            }
+            if req
+                .protocol_type
+                .as_ref()
+                .is_some_and(|t| Some(t) != group.protocol_type.as_ref())
+                || req
+                    .protocol
+                    .as_ref()
+                    .is_some_and(|p| Some(p) != group.protocol.as_ref())
+            {
+                return SyncOutcome::error(ResponseError::InconsistentGroupProtocol);
+            }
+            match group.state {
+                GroupState::Empty | GroupState::Dead => return SyncOutcome::error(ResponseError::UnknownMemberId),
+                GroupState::PreparingRebalance => return SyncOutcome::error(ResponseError::RebalanceInProgress),
+                GroupState::Stable => {
+                    let member = group.member_mut(&req.member_id).unwrap();
+                    member.touch(now);
+                    return SyncOutcome {
+                        error: None,
+                        protocol_type: group.protocol_type.clone(),
+                        protocol: group.protocol.clone(),
+                        assignment: group.member(&req.member_id).unwrap().assignment.clone(),
+                    };
+                }
+                GroupState::CompletingRebalance => {}
+            }
+            let (tx, rx) = oneshot::channel();
+            let member = group.member_mut(&req.member_id).unwrap();
+            member.touch(now);
+            member.sync_waiter = Some(tx);
+            if group.leader.as_deref() == Some(req.member_id.as_str()) {
+                let assignments: HashMap<String, Bytes> = req.assignments.into_iter().collect();
+                let (protocol_type, protocol) = (group.protocol_type.clone(), group.protocol.clone());
+                for member in group.members.values_mut() {
+                    member.assignment = assignments.get(&member.id).cloned().unwrap_or_default();
+                    if let Some(waiter) = member.sync_waiter.take() {
+                        let _ = waiter.send(SyncOutcome {
+                            error: None,
+                            protocol_type: protocol_type.clone(),
+                            protocol: protocol.clone(),
+                            assignment: member.assignment.clone(),
+                        });
+                    }
+                }
+                group.state = GroupState::Stable;
+                tracing::info!(group = %group.id, generation = group.generation, "group is stable");
+            }
+            rx
+        };
+        rx.await
+            .unwrap_or_else(|_| SyncOutcome::error(ResponseError::RebalanceInProgress))
+    }
+
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Option<ResponseError> {
+        let mut groups = self.groups.lock();
+        let Some(group) = groups.get_mut(group_id) else {
+            return Some(ResponseError::UnknownMemberId);
+        };
+        if let Err(e) = check_member(group, member_id, instance_id) {
+            return Some(e);
+        }
+        let now = Instant::now();
+        let state = group.state;
+        let current = group.generation;
+        let member = group.member_mut(member_id).unwrap();
+        match state {
+            GroupState::Empty | GroupState::Dead => Some(ResponseError::UnknownMemberId),
+            GroupState::PreparingRebalance => {
+                member.touch(now);
+                Some(ResponseError::RebalanceInProgress)
+            }
+            GroupState::CompletingRebalance | GroupState::Stable => {
+                if generation != current {
+                    return Some(ResponseError::IllegalGeneration);
+                }
+                member.touch(now);
+                None
+            }
+        }
+    }
+
+    /// Removes members; returns an error per (member id, instance id) pair.
+    pub fn leave(
+        &self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+        let mut groups = self.groups.lock();
+        let Some(group) = groups.get_mut(group_id) else {
+            return Err(ResponseError::UnknownMemberId);
+        };
+        let now = Instant::now();
+        let mut results = Vec::new();
+        let mut removed = false;
+        for (member_id, instance_id) in members {
+            let target = match instance_id {
+                Some(instance) => match group.static_members.get(instance) {
+                    Some(mapped) if !member_id.is_empty() && mapped != member_id => {
+                        Err(ResponseError::FencedInstanceId)
+                    }
+                    Some(mapped) => Ok(mapped.clone()),
+                    None => Err(ResponseError::UnknownMemberId),
+                },
+                None => Ok(member_id.clone()),
+            };
+            let outcome = target.and_then(|id| {
+                group
+                    .remove_member(&id, ResponseError::UnknownMemberId)
+                    .map(|_| ())
+                    .ok_or(ResponseError::UnknownMemberId)
+            });
+            if outcome.is_ok() {
+                removed = true;
+                tracing::info!(group = %group.id, member = %member_id, "member left");
+            }
+            results.push(outcome.err());
+        }
+        if removed {
+            match group.state {
+                GroupState::Stable | GroupState::CompletingRebalance => group.prepare_rebalance(now),
+                _ => {}
+            }
+            group.maybe_complete_join(now);
+        }
+        Ok(results)
+    }
+
+    /// Kafka's rules for who may commit: a "simple" consumer (generation -1, no member)
+    /// only to a group without members; a group member only for the current generation.
+    pub fn check_commit(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Result<(), ResponseError> {
+        if group_id.is_empty() {
+            return Err(ResponseError::InvalidGroupId);
+        }
+        let mut groups = self.groups.lock();
+        let Some(group) = groups.get_mut(group_id) else {
+            return if generation < 0 {
+                Ok(())
+            } else {
+                Err(ResponseError::IllegalGeneration)
+            };
+        };
+        if generation < 0 && member_id.is_empty() && group.members.is_empty() {
+            return Ok(());
+        }
+        if group.state == GroupState::CompletingRebalance {
+            return Err(ResponseError::RebalanceInProgress);
+        }
+        check_member(group, member_id, instance_id)?;
+        if generation != group.generation {
+            return Err(ResponseError::IllegalGeneration);
+        }
+        group.member_mut(member_id).unwrap().touch(Instant::now());
+        Ok(())
+    }
+
+    pub fn commit(
+        &self,
+        partitions: &PartitionManager,
+        group_id: &str,
+        entries: Vec<(String, i32, Option<Committed>)>,
+    ) -> anyhow::Result<()> {
+        self.offsets.commit(partitions, group_id, entries)
+    }
+
+    pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
+        let groups = self.groups.lock();
+        match groups.get(group_id) {
+            Some(group) => {
+                let protocol = group.protocol.clone().unwrap_or_default();
+                let stable = group.state == GroupState::Stable;
+                Some(GroupDescription {
+                    state: group.state.name(),
+                    protocol_type: group.protocol_type.clone().unwrap_or_default(),
+                    protocol: if group.state == GroupState::Empty {
+                        String::new()
+                    } else {
+                        protocol.clone()
+                    },
+                    members: group
+                        .members
+                        .values()
+                        .map(|m| MemberDescription {
+                            member_id: m.id.clone(),
+                            instance_id: m.instance_id.clone(),
+                            client_id: m.client_id.clone(),
+                            client_host: m.client_host.clone(),
+                            metadata: m.metadata_for(&protocol),
+                            assignment: if stable { m.assignment.clone() } else { Bytes::new() },
+                        })
+                        .collect(),
+                })
+            }
+            None if self.offsets.has_group(group_id) => Some(GroupDescription {
+                state: GroupState::Empty.name(),
+                protocol_type: OFFSETS_ONLY_PROTOCOL_TYPE.into(),
+                protocol: String::new(),
+                members: Vec::new(),
+            }),
+            None => None,
+        }
+    }
+
+    /// (group id, protocol type, state) of every known group.
+    pub fn list(&self) -> Vec<(String, String, &'static str)> {
+        let groups = self.groups.lock();
+        let mut out: Vec<_> = groups
+            .values()
+            .filter(|g| g.state != GroupState::Dead)
+            .map(|g| {
+                (
+                    g.id.clone(),
+                    g.protocol_type
+                        .clone()
+                        .unwrap_or_else(|| OFFSETS_ONLY_PROTOCOL_TYPE.into()),
+                    g.state.name(),
+                )
+            })
+            .collect();
+        for id in self.offsets.groups() {
+            if !groups.contains_key(&id) {
+                out.push((id, OFFSETS_ONLY_PROTOCOL_TYPE.into(), GroupState::Empty.name()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Deletes an empty group and its committed offsets.
+    pub fn delete(&self, partitions: &PartitionManager, group_id: &str) -> Result<(), ResponseError> {
+        let mut groups = self.groups.lock();
+        let known = groups.contains_key(group_id) || self.offsets.has_group(group_id);
+        if !known {
+            return Err(ResponseError::GroupIdNotFound);
+        }
+        if groups.get(group_id).is_some_and(|g| !g.members.is_empty()) {
+            return Err(ResponseError::NonEmptyGroup);
+        }
+        let tombstones = self
+            .offsets
+            .all(group_id)
+            .into_iter()
+            .map(|(t, p, _)| (t, p, None))
+            .collect();
+        self.offsets.commit(partitions, group_id, tombstones).map_err(|e| {
+            tracing::error!(group = group_id, error = %format!("{e:#}"), "deleting offsets failed");
+            ResponseError::KafkaStorageError
+        })?;
+        groups.remove(group_id);
+        tracing::info!(group = group_id, "deleted group");
+        Ok(())
+    }
+
+    /// Topics the group's members subscribe to (consumer protocol), for OffsetDelete.
+    pub fn subscribed_topics(&self, group_id: &str) -> Option<Vec<String>> {
+        let groups = self.groups.lock();
+        let group = groups.get(group_id)?;
+        if group.members.is_empty() || group.protocol_type.as_deref() != Some("consumer") {
+            return Some(Vec::new());
+        }
+        let protocol = group.protocol.clone().unwrap_or_default();
+        let mut topics = Vec::new();
+        for member in group.members.values() {
+            let mut metadata = member.metadata_for(&protocol);
+            if metadata.len() < 2 {
+                continue;
+            }
+            let version = i16::from_be_bytes([metadata[0], metadata[1]]);
+            let _ = bytes::Buf::get_i16(&mut metadata);
+            if let Ok(subscription) = ConsumerProtocolSubscription::decode(&mut metadata, version.min(3)) {
+                topics.extend(subscription.topics.iter().map(|t| t.to_string()));
+            }
+        }
+        Some(topics)
+    }
+
+    pub fn is_known(&self, group_id: &str) -> bool {
+        self.groups.lock().contains_key(group_id) || self.offsets.has_group(group_id)
+    }
+
+    /// Expires sessions and completes rebalances whose time has come.
+    pub fn tick(&self) {
+        let now = Instant::now();
+        let mut groups = self.groups.lock();
+        for group in groups.values_mut() {
+            if group.expire(now) && matches!(group.state, GroupState::Stable | GroupState::CompletingRebalance) {
+                group.prepare_rebalance(now);
+            }
+            group.maybe_complete_join(now);
+        }
+        // Kafka forgets an empty group once it has no committed offsets either.
+        groups.retain(|id, g| {
+            !(g.state == GroupState::Empty
+                && g.members.is_empty()
+                && g.pending_members.is_empty()
+                && !self.offsets.has_group(id))
+        });
+    }
+}
+
+fn check_member(group: &Group, member_id: &str, instance_id: Option<&str>) -> Result<(), ResponseError> {
+    if let Some(instance) = instance_id {
+        if let Some(mapped) = group.static_members.get(instance) {
+            if mapped != member_id {
+                return Err(ResponseError::FencedInstanceId);
+            }
+        }
+    }
+    if group.member(member_id).is_none() {
+        return Err(ResponseError::UnknownMemberId);
+    }
+    Ok(())
+}
+
+fn new_member(req: &JoinRequest, id: String, now: Instant) -> Member {
+    let mut member = Member {
+        id,
+        instance_id: req.instance_id.clone(),
+        client_id: req.client_id.clone(),
+        client_host: req.client_host.clone(),
+        session_timeout_ms: req.session_timeout_ms,
+        rebalance_timeout_ms: req.rebalance_timeout_ms,
+        protocols: req.protocols.clone(),
+        assignment: Bytes::new(),
+        join_waiter: None,
+        sync_waiter: None,
+        session_deadline: now,
+    };
+    member.touch(now);
+    member
+}
