@@ -55,15 +55,18 @@ struct ServeArgs {
 
 #[derive(Subcommand)]
 enum ConfigCommand {
-    /// Print every setting with its default and documentation, as TOML.
-    Defaults,
+    /// Print every setting with its default and documentation, as TOML (or a Markdown table).
+    Defaults {
+        #[arg(long)]
+        markdown: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Config(ConfigCommand::Defaults) => {
-            print!("{}", config::defaults_toml());
+        Command::Config(ConfigCommand::Defaults { markdown }) => {
+            print!("{}", if markdown { config::defaults_markdown() } else { config::defaults_toml() });
             ExitCode::SUCCESS
         }
         Command::Client(command) => {

@@ -230,6 +230,16 @@ pub fn defaults_toml() -> String {
     out
 }
 
+/// Every setting as a Markdown table, for the README's configuration reference.
+pub fn defaults_markdown() -> String {
+    let mut out = String::from("| setting | default | topic config | meaning |\n|---|---|---|---|\n");
+    for s in SETTINGS {
+        let default = if s.default.is_empty() { "(empty)" } else { s.default };
+        out.push_str(&format!("| `{}` | `{}` | {} | {} |\n", s.name, default, s.topic_config.map(|t| format!("`{t}`")).unwrap_or_default(), s.doc));
+    }
+    out
+}
+
 fn wrap(text: &str, width: usize) -> Vec<String> {
     let mut lines = vec![String::new()];
     for word in text.split_whitespace() {
