@@ -111,19 +111,16 @@ pub fn parse_request(mut frame: Bytes) -> Result<Request, FrameError> {
     })
 }
 
-/// Decodes a request body, which must be consumed exactly.
+/// Decodes a request body. Bytes left over after the body are ignored, as Kafka does:
+/// librdkafka 2.16 sends three extra bytes after a Metadata v12 request for all topics.
 pub fn decode_body<T: Decodable>(request: &Request) -> Result<T, FrameError> {
     let mut body = request.body.clone();
-    let malformed = |detail: String| FrameError::Malformed {
+    let decoded = T::decode(&mut body, request.version).map_err(|e| FrameError::Malformed {
         what: format!("{:?} v{} request", request.api_key, request.version),
-        detail,
-    };
-    let decoded = T::decode(&mut body, request.version).map_err(|e| malformed(format!("{e:#}")))?;
+        detail: format!("{e:#}"),
+    })?;
     if body.has_remaining() {
-        return Err(malformed(format!(
-            "{} bytes left over after the body",
-            body.remaining()
-        )));
+        tracing::trace!(api = ?request.api_key, version = request.version, extra = body.remaining(), "ignoring bytes after the request body");
     }
     Ok(decoded)
 }
