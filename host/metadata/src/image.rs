@@ -15,8 +15,27 @@ pub struct TopicImage {
     pub configs: BTreeMap<String, String>,
 }
 
+/// An uploaded plugin component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginImage {
+    pub name: String,
+    pub version: String,
+    pub world: String,
+    pub sha256: String,
+    pub bytes: std::sync::Arc<[u8]>,
+}
+
+impl PluginImage {
+    /// `name@version`, the form topic configs use.
+    pub fn id(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MetadataImage {
+    /// Uploaded plugins by (name, version).
+    plugins: BTreeMap<(String, String), PluginImage>,
     pub cluster_id: String,
     topics: BTreeMap<String, TopicImage>,
     names_by_id: HashMap<Uuid, String>,
@@ -65,6 +84,27 @@ impl MetadataImage {
             MetadataRecord::ProducerIdsAllocated { next } => {
                 self.next_producer_id = self.next_producer_id.max(*next);
             }
+            MetadataRecord::PluginUploaded {
+                name,
+                version,
+                world,
+                sha256,
+                bytes,
+            } => {
+                self.plugins.insert(
+                    (name.clone(), version.clone()),
+                    PluginImage {
+                        name: name.clone(),
+                        version: version.clone(),
+                        world: world.clone(),
+                        sha256: sha256.clone(),
+                        bytes: bytes.clone(),
+                    },
+                );
+            }
+            MetadataRecord::PluginDeleted { name, version } => {
+                self.plugins.remove(&(name.clone(), version.clone()));
+            }
         }
         self.applied += 1;
     }
@@ -80,6 +120,15 @@ impl MetadataImage {
     fn topic_by_id_mut(&mut self, id: &Uuid) -> Option<&mut TopicImage> {
         let name = self.names_by_id.get(id)?;
         self.topics.get_mut(name)
+    }
+
+    pub fn plugin(&self, name: &str, version: &str) -> Option<&PluginImage> {
+        self.plugins.get(&(name.to_string(), version.to_string()))
+    }
+
+    /// Plugins in (name, version) order.
+    pub fn plugins(&self) -> impl Iterator<Item = &PluginImage> {
+        self.plugins.values()
     }
 
     /// Topics in name order.

@@ -1,4 +1,5 @@
-//! Cluster metadata for Strom: topics, partitions, topic configs, producer id blocks.
+//! Cluster metadata for Strom: topics, partitions, topic configs, producer id blocks and
+//! uploaded plugin components.
 //!
 //! - [`records`]: the record types, one per kind of change.
 //! - [`image`]: the in-memory image those records build (pure, no I/O).
@@ -18,7 +19,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-pub use image::{MetadataImage, TopicImage};
+pub use image::{MetadataImage, PluginImage, TopicImage};
 pub use log::{LocalMetadataLog, MetadataLog};
 pub use records::MetadataRecord;
 
@@ -151,5 +152,35 @@ mod tests {
         let store = MetadataStore::open(Box::new(LocalMetadataLog::open(dir.path()).unwrap()), || "c3".into()).unwrap();
         assert!(store.image().topic("t").is_none());
         assert_eq!(store.image().cluster_id, "c1");
+    }
+
+    #[test]
+    fn plugin_bytes_round_trip_through_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes: std::sync::Arc<[u8]> = std::sync::Arc::from(vec![0u8, 1, 2, 255, 128]);
+        {
+            let store =
+                MetadataStore::open(Box::new(LocalMetadataLog::open(dir.path()).unwrap()), || "c".into()).unwrap();
+            store
+                .submit(vec![MetadataRecord::PluginUploaded {
+                    name: "p".into(),
+                    version: "1".into(),
+                    world: "partitioner".into(),
+                    sha256: "abc".into(),
+                    bytes: bytes.clone(),
+                }])
+                .unwrap();
+        }
+        let store = MetadataStore::open(Box::new(LocalMetadataLog::open(dir.path()).unwrap()), || "c".into()).unwrap();
+        let image = store.image();
+        let plugin = image.plugin("p", "1").unwrap();
+        assert_eq!((plugin.id(), &plugin.bytes), ("p@1".to_string(), &bytes));
+        store
+            .submit(vec![MetadataRecord::PluginDeleted {
+                name: "p".into(),
+                version: "1".into(),
+            }])
+            .unwrap();
+        assert!(store.image().plugin("p", "1").is_none());
     }
 }

@@ -2,6 +2,7 @@
 //! the metadata log and applied in order to the image on every node.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -37,4 +38,40 @@ pub enum MetadataRecord {
     ProducerIdsAllocated {
         next: i64,
     },
+    /// A plugin component was uploaded. The bytes live in the metadata log, so every
+    /// broker of a cluster runs exactly the same component.
+    PluginUploaded {
+        name: String,
+        version: String,
+        /// The WIT world it exports (`partitioner`, `record-interceptor`, ...).
+        world: String,
+        /// SHA-256 of the bytes, hex.
+        sha256: String,
+        #[serde(with = "base64_bytes")]
+        bytes: Arc<[u8]>,
+    },
+    PluginDeleted {
+        name: String,
+        version: String,
+    },
+}
+
+/// Component bytes as base64 text inside the JSON record.
+mod base64_bytes {
+    use std::sync::Arc;
+
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &Arc<[u8]>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<[u8]>, D::Error> {
+        let text = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map(Arc::from)
+            .map_err(serde::de::Error::custom)
+    }
 }

@@ -129,6 +129,19 @@ impl BatchHeader {
 /// Checks that `batch` (exactly one whole batch) is a well-formed magic-2 batch with a
 /// matching CRC32C, and returns its header.
 pub fn validate(batch: &[u8]) -> Result<BatchHeader, StorageError> {
+    validate_with(batch, Origin::Client)
+}
+
+/// Who wrote a batch. Producers write dense batches (record count = last offset delta + 1);
+/// the broker itself may write batches with offset gaps or no records left (a plugin
+/// dropped or moved some), which keep the producer's sequence range as compaction does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Client,
+    Broker,
+}
+
+pub fn validate_with(batch: &[u8], origin: Origin) -> Result<BatchHeader, StorageError> {
     let header = BatchHeader::parse(batch)?;
     if header.magic != 2 {
         return Err(StorageError::UnsupportedMagic(header.magic));
@@ -147,7 +160,11 @@ pub fn validate(batch: &[u8]) -> Result<BatchHeader, StorageError> {
             header.crc, actual
         )));
     }
-    if header.records_count <= 0 || header.last_offset_delta != header.records_count - 1 {
+    let dense = header.records_count > 0 && header.last_offset_delta == header.records_count - 1;
+    let gapped = header.records_count >= 0
+        && header.last_offset_delta >= header.records_count - 1
+        && header.last_offset_delta >= 0;
+    if !(dense || (origin == Origin::Broker && gapped)) {
         return Err(StorageError::InvalidRecord(format!(
             "batch claims {} records but a last offset delta of {}",
             header.records_count, header.last_offset_delta

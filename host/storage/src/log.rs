@@ -243,6 +243,17 @@ impl Log {
     /// Validates and appends the batches of one produce request for this partition,
     /// assigning offsets from the log end. Either every batch is appended or none is.
     pub fn append(&mut self, records: &[u8], now_ms: i64, leader_epoch: i32) -> Result<AppendInfo> {
+        self.append_from(records, now_ms, leader_epoch, batch::Origin::Client)
+    }
+
+    /// Like [`append`](Self::append), for batches the broker rewrote (see [`batch::Origin`]).
+    pub fn append_from(
+        &mut self,
+        records: &[u8],
+        now_ms: i64,
+        leader_epoch: i32,
+        origin: batch::Origin,
+    ) -> Result<AppendInfo> {
         let raw_batches = batch::split_batches(records)?;
         if raw_batches.is_empty() {
             return Err(StorageError::InvalidRecord(
@@ -257,7 +268,7 @@ impl Log {
                     max: self.config.max_message_bytes,
                 });
             }
-            let header = batch::validate(raw)?;
+            let header = batch::validate_with(raw, origin)?;
             if header.is_control() {
                 return Err(StorageError::InvalidRecord(
                     "clients may not write control batches".into(),
@@ -289,7 +300,9 @@ impl Log {
 
         let bytes: usize = raw_batches.iter().map(|b| b.len()).sum();
         let records_count: i64 = headers.iter().map(|h| h.records_count as i64).sum();
-        let rolled = self.maybe_roll(bytes, records_count, now_ms)?;
+        // Offsets a batch takes: its whole delta range, also where records were dropped.
+        let offsets_taken: i64 = headers.iter().map(|h| h.last_offset_delta as i64 + 1).sum();
+        let rolled = self.maybe_roll(bytes, offsets_taken, now_ms)?;
 
         let log_append_time = self.config.timestamp_type == TimestampType::LogAppendTime;
         let stamped: Vec<Vec<u8>> = if log_append_time {
@@ -313,7 +326,7 @@ impl Log {
             if log_append_time {
                 header.max_timestamp = now_ms;
             }
-            next += header.records_count as i64;
+            next += header.last_offset_delta as i64 + 1;
             pieces.push((
                 *header,
                 batch::patched_prefix(raw, header.base_offset, leader_epoch),

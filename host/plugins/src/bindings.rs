@@ -1,0 +1,24 @@
+//! Host bindings generated from `wit/strom-plugin.wit`, one module per world. The shared
+//! `types` and `host` interfaces are generated once (in `partitioner`) and reused.
+
+pub mod partitioner {
+    wasmtime::component::bindgen!({
+        world: "partitioner-plugin",
+        path: "../../wit",
+    });
+}
+
+pub mod interceptor {
+    wasmtime::component::bindgen!({
+        world: "interceptor-plugin",
+        path: "../../wit",
+        with: {
+            "strom:plugin/types": crate::bindings::partitioner::strom::plugin::types,
+            "strom:plugin/host": crate::bindings::partitioner::strom::plugin::host,
+        },
+    });
+}
+
+pub use interceptor::exports::strom::plugin::record_interceptor::Verdict;
+pub use partitioner::strom::plugin::host::Level;
+pub use partitioner::strom::plugin::types::{BatchContext, Header, KafkaRecord, PluginError};

@@ -1,0 +1,358 @@
+//! A loaded plugin: a compiled component pre-linked for its world, a small pool of ready
+//! instances, and the calls the broker makes into it, each under a time budget and a
+//! memory cap. A failed call throws its instance away (a trapped instance cannot be
+//! re-entered); the next call gets a fresh one.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use wasmtime::component::Component;
+use wasmtime::{Store, Trap};
+
+use crate::bindings::interceptor::{InterceptorPlugin, InterceptorPluginPre};
+use crate::bindings::partitioner::{PartitionerPlugin, PartitionerPluginPre};
+use crate::bindings::{BatchContext, KafkaRecord, PluginError, Verdict};
+use crate::engine::{PluginEngine, EPOCH_TICK, PLUGIN_MEMORY_BYTES_LIMIT};
+use crate::state::State;
+
+/// Idle instances kept per loaded plugin.
+const POOL_INSTANCES_MAX: usize = 8;
+
+const PARTITIONER_EXPORT: &str = "strom:plugin/partitioner@0.1.0";
+const INTERCEPTOR_EXPORT: &str = "strom:plugin/record-interceptor@0.1.0";
+
+/// The kind of plugin a component is, by the world it exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum World {
+    Partitioner,
+    Interceptor,
+}
+
+impl World {
+    pub fn name(self) -> &'static str {
+        match self {
+            World::Partitioner => "partitioner",
+            World::Interceptor => "record-interceptor",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<World> {
+        match name {
+            "partitioner" => Some(World::Partitioner),
+            "record-interceptor" => Some(World::Interceptor),
+            _ => None,
+        }
+    }
+}
+
+/// Per-attachment limits of every call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Limits {
+    pub call_ms_max: u64,
+    pub memory_bytes_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            call_ms_max: 100,
+            memory_bytes_max: 64 << 20,
+        }
+    }
+}
+
+/// Why a component cannot be used as a plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("not a WebAssembly component: {0}")]
+    NotAComponent(String),
+    #[error("the component exports no Strom plugin world (it exports: {0}); build it against wit/strom-plugin.wit")]
+    UnknownWorld(String),
+    #[error("the component needs imports Strom does not provide: {0}")]
+    Unlinkable(String),
+}
+
+/// Why a call into a plugin failed. Kept apart from a plugin's own refusal, which it
+/// returns on purpose with a Kafka error code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// The plugin answered with an error of its own.
+    Refused {
+        error_code: i16,
+        message: String,
+    },
+    Timeout {
+        plugin: String,
+        budget_ms: u64,
+    },
+    OutOfMemory {
+        plugin: String,
+        bytes: usize,
+    },
+    Trap {
+        plugin: String,
+        message: String,
+    },
+    /// The plugin's answer broke the contract (wrong count, partition out of range...).
+    BadAnswer {
+        plugin: String,
+        message: String,
+    },
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Refused { message, .. } => write!(f, "{message}"),
+            CallError::Timeout { plugin, budget_ms } => {
+                write!(f, "plugin {plugin} exceeded its time budget of {budget_ms} ms")
+            }
+            CallError::OutOfMemory { plugin, bytes } => {
+                write!(f, "plugin {plugin} exceeded its memory limit of {bytes} bytes")
+            }
+            CallError::Trap { plugin, message } => write!(f, "plugin {plugin} trapped: {message}"),
+            CallError::BadAnswer { plugin, message } => write!(f, "plugin {plugin} gave an invalid answer: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+enum Pre {
+    Partitioner(PartitionerPluginPre<State>),
+    Interceptor(InterceptorPluginPre<State>),
+}
+
+enum Bound {
+    Partitioner(PartitionerPlugin),
+    Interceptor(InterceptorPlugin),
+}
+
+struct Instance {
+    store: Store<State>,
+    bound: Bound,
+}
+
+pub struct LoadedPlugin {
+    /// `name@version`, as it appears in messages and logs.
+    pub id: Arc<str>,
+    pub world: World,
+    pub limits: Limits,
+    config: Arc<BTreeMap<String, String>>,
+    engine: wasmtime::Engine,
+    pre: Pre,
+    pool: Mutex<Vec<Instance>>,
+    calls: AtomicU64,
+    failures: AtomicU64,
+}
+
+/// Finds which Strom world a compiled component exports.
+pub fn world_of(engine: &PluginEngine, component: &Component) -> Result<World, LoadError> {
+    let exports: Vec<String> = component
+        .component_type()
+        .exports(&engine.engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
+    if exports.iter().any(|e| e == PARTITIONER_EXPORT) {
+        Ok(World::Partitioner)
+    } else if exports.iter().any(|e| e == INTERCEPTOR_EXPORT) {
+        Ok(World::Interceptor)
+    } else {
+        Err(LoadError::UnknownWorld(if exports.is_empty() {
+            "nothing".into()
+        } else {
+            exports.join(", ")
+        }))
+    }
+}
+
+impl LoadedPlugin {
+    pub fn new(
+        engine: &PluginEngine,
+        id: &str,
+        component: &Component,
+        config: BTreeMap<String, String>,
+        limits: Limits,
+    ) -> Result<LoadedPlugin, LoadError> {
+        let world = world_of(engine, component)?;
+        let instance_pre = engine
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| LoadError::Unlinkable(format!("{e:#}")))?;
+        let pre = match world {
+            World::Partitioner => Pre::Partitioner(
+                PartitionerPluginPre::new(instance_pre).map_err(|e| LoadError::UnknownWorld(format!("{e:#}")))?,
+            ),
+            World::Interceptor => Pre::Interceptor(
+                InterceptorPluginPre::new(instance_pre).map_err(|e| LoadError::UnknownWorld(format!("{e:#}")))?,
+            ),
+        };
+        let limits = Limits {
+            memory_bytes_max: limits.memory_bytes_max.min(PLUGIN_MEMORY_BYTES_LIMIT),
+            ..limits
+        };
+        Ok(LoadedPlugin {
+            id: Arc::from(id),
+            world,
+            limits,
+            config: Arc::new(config),
+            engine: engine.engine.clone(),
+            pre,
+            pool: Mutex::new(Vec::new()),
+            calls: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        })
+    }
+
+    /// (calls, failed calls) so far.
+    pub fn stats(&self) -> (u64, u64) {
+        (
+            self.calls.load(Ordering::Relaxed),
+            self.failures.load(Ordering::Relaxed),
+        )
+    }
+
+    fn budget_ticks(&self) -> u64 {
+        (self.limits.call_ms_max.max(1) as u128 * 1000 / EPOCH_TICK.as_micros().max(1)) as u64
+    }
+
+    fn instantiate(&self) -> Result<Instance, CallError> {
+        let mut store = Store::new(
+            &self.engine,
+            State::new(
+                Arc::clone(&self.id),
+                Arc::clone(&self.config),
+                self.limits.memory_bytes_max,
+            ),
+        );
+        store.limiter(|state| state);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(self.budget_ticks());
+        let bound = match &self.pre {
+            Pre::Partitioner(pre) => pre.instantiate(&mut store).map(Bound::Partitioner),
+            Pre::Interceptor(pre) => pre.instantiate(&mut store).map(Bound::Interceptor),
+        };
+        match bound {
+            Ok(bound) => Ok(Instance { store, bound }),
+            Err(e) => Err(self.classify(&store, e)),
+        }
+    }
+
+    fn classify(&self, store: &Store<State>, error: wasmtime::Error) -> CallError {
+        let plugin = self.id.to_string();
+        if store.data().out_of_memory {
+            return CallError::OutOfMemory {
+                plugin,
+                bytes: self.limits.memory_bytes_max,
+            };
+        }
+        if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            return CallError::Timeout {
+                plugin,
+                budget_ms: self.limits.call_ms_max,
+            };
+        }
+        let message = match error.downcast_ref::<Trap>() {
+            Some(trap) => trap.to_string(),
+            None => format!("{:#}", error).lines().next().unwrap_or_default().to_string(),
+        };
+        CallError::Trap { plugin, message }
+    }
+
+    /// Runs `call` on a pooled (or new) instance; returns the instance to the pool only if
+    /// the call succeeded.
+    fn with_instance<R>(
+        &self,
+        call: impl FnOnce(&mut Store<State>, &Bound) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let pooled = self.pool.lock().pop();
+        let mut instance = match pooled {
+            Some(instance) => instance,
+            None => self.instantiate().inspect_err(|_| {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+            })?,
+        };
+        instance.store.set_epoch_deadline(self.budget_ticks());
+        match call(&mut instance.store, &instance.bound) {
+            Ok(result) => {
+                let mut pool = self.pool.lock();
+                if pool.len() < POOL_INSTANCES_MAX {
+                    pool.push(instance);
+                }
+                Ok(result)
+            }
+            Err(e) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                let error = self.classify(&instance.store, e);
+                tracing::warn!(plugin = %self.id, error = %error, "plugin call failed; instance discarded");
+                Err(error)
+            }
+        }
+    }
+
+    fn refused(&self, error: PluginError) -> CallError {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        CallError::Refused {
+            error_code: error.error_code,
+            message: format!("plugin {}: {}", self.id, error.message),
+        }
+    }
+
+    fn bad_answer(&self, message: String) -> CallError {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        CallError::BadAnswer {
+            plugin: self.id.to_string(),
+            message,
+        }
+    }
+
+    /// A partition for each record; every answer is checked to be below `partition_count`.
+    pub fn partition(&self, topic: &str, partition_count: u32, records: &[KafkaRecord]) -> Result<Vec<u32>, CallError> {
+        let answer = self.with_instance(|store, bound| match bound {
+            Bound::Partitioner(p) => {
+                p.strom_plugin_partitioner()
+                    .call_partition(store, topic, partition_count, records)
+            }
+            Bound::Interceptor(_) => unreachable!("world checked at load"),
+        })?;
+        let partitions = answer.map_err(|e| self.refused(e))?;
+        if partitions.len() != records.len() {
+            return Err(self.bad_answer(format!("{} partitions for {} records", partitions.len(), records.len())));
+        }
+        if let Some(bad) = partitions.iter().find(|&&p| p >= partition_count) {
+            return Err(self.bad_answer(format!(
+                "partition {bad} does not exist (the topic has {partition_count})"
+            )));
+        }
+        Ok(partitions)
+    }
+
+    /// Produce-side verdicts, one per record.
+    pub fn on_produce(&self, ctx: &BatchContext, records: &[KafkaRecord]) -> Result<Vec<Verdict>, CallError> {
+        self.intercept(ctx, records, true)
+    }
+
+    /// Fetch-side verdicts, one per record.
+    pub fn on_fetch(&self, ctx: &BatchContext, records: &[KafkaRecord]) -> Result<Vec<Verdict>, CallError> {
+        self.intercept(ctx, records, false)
+    }
+
+    fn intercept(&self, ctx: &BatchContext, records: &[KafkaRecord], produce: bool) -> Result<Vec<Verdict>, CallError> {
+        let answer = self.with_instance(|store, bound| match bound {
+            Bound::Interceptor(i) if produce => {
+                i.strom_plugin_record_interceptor().call_on_produce(store, ctx, records)
+            }
+            Bound::Interceptor(i) => i.strom_plugin_record_interceptor().call_on_fetch(store, ctx, records),
+            Bound::Partitioner(_) => unreachable!("world checked at load"),
+        })?;
+        let verdicts = answer.map_err(|e| self.refused(e))?;
+        if verdicts.len() != records.len() {
+            return Err(self.bad_answer(format!("{} verdicts for {} records", verdicts.len(), records.len())));
+        }
+        Ok(verdicts)
+    }
+}

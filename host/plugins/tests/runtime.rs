@@ -1,0 +1,223 @@
+//! The runtime against real components built from plugins/: answers are checked, and a
+//! looping, trapping or memory-hungry plugin fails only its own call.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use strom_plugins::{
+    artifacts, BatchContext, CallError, Header, KafkaRecord, Limits, LoadError, PluginRuntime, Verdict, World,
+};
+
+fn record(key: Option<&[u8]>, value: &[u8]) -> KafkaRecord {
+    KafkaRecord {
+        offset_delta: 0,
+        timestamp_ms: 1,
+        key: key.map(|k| k.to_vec()),
+        value: Some(value.to_vec()),
+        headers: vec![Header {
+            key: "h".into(),
+            value: Some(b"1".to_vec()),
+        }],
+    }
+}
+
+fn ctx() -> BatchContext {
+    BatchContext {
+        topic: "t".into(),
+        partition: 0,
+        partition_count: 4,
+        base_offset: -1,
+        producer_id: -1,
+        client_id: "test".into(),
+        principal: "User:ANONYMOUS".into(),
+    }
+}
+
+fn runtime() -> PluginRuntime {
+    PluginRuntime::new(None).unwrap()
+}
+
+fn bytes(path: &str) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn config(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+#[test]
+fn inspect_knows_worlds_and_refuses_the_rest() {
+    let rt = runtime();
+    assert_eq!(
+        rt.inspect(&bytes(artifacts::MURMUR2_PARTITIONER)).unwrap(),
+        World::Partitioner
+    );
+    assert_eq!(rt.inspect(&bytes(artifacts::HEADER_STAMP)).unwrap(), World::Interceptor);
+    assert!(matches!(
+        rt.inspect(b"definitely not wasm"),
+        Err(LoadError::NotAComponent(_))
+    ));
+    let err = rt.inspect(&bytes(artifacts::TEST_NOT_A_PLUGIN)).unwrap_err();
+    assert!(matches!(err, LoadError::UnknownWorld(_)), "{err}");
+    assert!(err.to_string().contains("wasi:cli/run"), "{err}");
+}
+
+#[test]
+fn murmur2_partitioner_matches_kafkas_default_partitioner() {
+    let rt = runtime();
+    let p = rt
+        .load(
+            "murmur2@1",
+            &bytes(artifacts::MURMUR2_PARTITIONER),
+            BTreeMap::new(),
+            Limits::default(),
+        )
+        .unwrap();
+    // Kafka's Utils.murmur2 vectors (UtilsTest): toPositive(murmur2(key)) % partitions.
+    let keys: [&[u8]; 3] = [b"21", b"foobar", b"a-little-bit-long-string"];
+    let expected_hash: [i32; 3] = [-973932308, -790332482, -985981536];
+    let records: Vec<KafkaRecord> = keys.iter().map(|k| record(Some(k), b"v")).collect();
+    let got = p.partition("t", 1000, &records).unwrap();
+    let want: Vec<u32> = expected_hash.iter().map(|h| (*h as u32 & 0x7fff_ffff) % 1000).collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn interceptor_config_reaches_the_plugin() {
+    let rt = runtime();
+    let p = rt
+        .load(
+            "stamp@1",
+            &bytes(artifacts::HEADER_STAMP),
+            config(&[("header", "lineage"), ("value", "svc-a")]),
+            Limits::default(),
+        )
+        .unwrap();
+    let verdicts = p.on_produce(&ctx(), &[record(None, b"x")]).unwrap();
+    match &verdicts[0] {
+        Verdict::Replace(r) => assert!(r
+            .headers
+            .iter()
+            .any(|h| h.key == "lineage" && h.value.as_deref() == Some(b"svc-a".as_slice()))),
+        other => panic!("expected a replacement, got {other:?}"),
+    }
+}
+
+#[test]
+fn refusals_carry_the_plugins_error_code_and_message() {
+    let rt = runtime();
+    let p = rt
+        .load(
+            "validate@1",
+            &bytes(artifacts::JSON_VALIDATE),
+            config(&[("required", "id,amount")]),
+            Limits::default(),
+        )
+        .unwrap();
+    assert_eq!(
+        p.on_produce(&ctx(), &[record(None, br#"{"id":1,"amount":3}"#)])
+            .unwrap()
+            .len(),
+        1
+    );
+    let err = p.on_produce(&ctx(), &[record(None, br#"{"id":1}"#)]).unwrap_err();
+    match err {
+        CallError::Refused { error_code, message } => {
+            assert_eq!(error_code, 87);
+            assert!(message.contains("amount"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_looping_plugin_is_stopped_near_its_budget_and_the_next_call_works() {
+    let rt = runtime();
+    let limits = Limits {
+        call_ms_max: 50,
+        ..Limits::default()
+    };
+    let spin = rt
+        .load(
+            "spin@1",
+            &bytes(artifacts::TEST_MISBEHAVE),
+            config(&[("mode", "loop")]),
+            limits,
+        )
+        .unwrap();
+    let started = Instant::now();
+    let err = spin.on_produce(&ctx(), &[record(None, b"x")]).unwrap_err();
+    assert_eq!(
+        err,
+        CallError::Timeout {
+            plugin: "spin@1".into(),
+            budget_ms: 50
+        }
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    // The same plugin without the bad mode still serves (a fresh instance each time).
+    let fine = rt
+        .load("spin@1", &bytes(artifacts::TEST_MISBEHAVE), BTreeMap::new(), limits)
+        .unwrap();
+    assert_eq!(fine.on_produce(&ctx(), &[record(None, b"x")]).unwrap().len(), 1);
+}
+
+#[test]
+fn traps_and_memory_hogs_fail_their_call_only() {
+    let rt = runtime();
+    let trap = rt
+        .load(
+            "trap@1",
+            &bytes(artifacts::TEST_MISBEHAVE),
+            config(&[("mode", "trap")]),
+            Limits::default(),
+        )
+        .unwrap();
+    assert!(matches!(
+        trap.on_produce(&ctx(), &[record(None, b"x")]),
+        Err(CallError::Trap { .. })
+    ));
+    assert!(
+        matches!(
+            trap.on_produce(&ctx(), &[record(None, b"x")]),
+            Err(CallError::Trap { .. })
+        ),
+        "a second call gets a fresh instance and traps again"
+    );
+    let limits = Limits {
+        memory_bytes_max: 16 << 20,
+        call_ms_max: 5_000,
+    };
+    let hog = rt
+        .load(
+            "hog@1",
+            &bytes(artifacts::TEST_MISBEHAVE),
+            config(&[("mode", "oom")]),
+            limits,
+        )
+        .unwrap();
+    assert_eq!(
+        hog.on_produce(&ctx(), &[record(None, b"x")]).unwrap_err(),
+        CallError::OutOfMemory {
+            plugin: "hog@1".into(),
+            bytes: 16 << 20
+        }
+    );
+    let bad = rt
+        .load(
+            "bad@1",
+            &bytes(artifacts::TEST_MISBEHAVE),
+            config(&[("mode", "bad-count")]),
+            Limits::default(),
+        )
+        .unwrap();
+    assert!(matches!(
+        bad.on_produce(&ctx(), &[record(None, b"x")]),
+        Err(CallError::BadAnswer { .. })
+    ));
+    assert_eq!(bad.stats().1, 1);
+}

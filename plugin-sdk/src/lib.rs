@@ -1,0 +1,242 @@
+//! Write Strom plugins in Rust.
+//!
+//! A plugin is a crate of type `cdylib` built for `wasm32-wasip2`; the compiler emits a
+//! WebAssembly component directly. Implement one trait and export it with its macro:
+//!
+//! ```ignore
+//! use strom_plugin_sdk::partitioner::{self, KafkaRecord, PluginError};
+//!
+//! struct ByKeyLength;
+//!
+//! impl partitioner::Guest for ByKeyLength {
+//!     fn partition(_topic: String, count: u32, records: Vec<KafkaRecord>) -> Result<Vec<u32>, PluginError> {
+//!         Ok(records.iter().map(|r| r.key.as_ref().map_or(0, |k| k.len() as u32) % count).collect())
+//!     }
+//! }
+//!
+//! strom_plugin_sdk::export_partitioner!(ByKeyLength);
+//! ```
+//!
+//! Layout: [`bindings`] holds the code generated from `wit/strom-plugin.wit` (one module per
+//! world; shared types are generated once); [`partitioner`] and [`interceptor`] re-export
+//! what each kind of plugin needs; [`host`] wraps the broker's imports (logging, config);
+//! [`json`] and [`headers`] are small helpers for common record work.
+
+#[doc(hidden)]
+pub mod bindings {
+    pub mod partitioner {
+        wit_bindgen::generate!({
+            world: "partitioner-plugin",
+            path: "../wit",
+            pub_export_macro: true,
+            export_macro_name: "export_partitioner",
+            default_bindings_module: "strom_plugin_sdk::bindings::partitioner",
+        });
+    }
+    pub mod interceptor {
+        wit_bindgen::generate!({
+            world: "interceptor-plugin",
+            path: "../wit",
+            with: {
+                "strom:plugin/types@0.1.0": crate::bindings::partitioner::strom::plugin::types,
+                "strom:plugin/host@0.1.0": crate::bindings::partitioner::strom::plugin::host,
+            },
+            pub_export_macro: true,
+            export_macro_name: "export_interceptor",
+            default_bindings_module: "strom_plugin_sdk::bindings::interceptor",
+        });
+    }
+}
+
+pub use bindings::interceptor::export_interceptor;
+pub use bindings::partitioner::export_partitioner;
+pub use bindings::partitioner::strom::plugin::types::{BatchContext, Header, KafkaRecord, PluginError};
+
+/// Kafka error codes a plugin typically refuses with.
+pub mod error_codes {
+    pub const INVALID_RECORD: i16 = 87;
+    pub const POLICY_VIOLATION: i16 = 44;
+    pub const CORRUPT_MESSAGE: i16 = 2;
+}
+
+impl PluginError {
+    pub fn invalid_record(message: impl Into<String>) -> PluginError {
+        PluginError {
+            error_code: error_codes::INVALID_RECORD,
+            message: message.into(),
+        }
+    }
+    pub fn policy_violation(message: impl Into<String>) -> PluginError {
+        PluginError {
+            error_code: error_codes::POLICY_VIOLATION,
+            message: message.into(),
+        }
+    }
+}
+
+/// Everything a partitioner needs: implement [`partitioner::Guest`] and call
+/// [`export_partitioner!`](crate::export_partitioner).
+pub mod partitioner {
+    pub use crate::bindings::partitioner::exports::strom::plugin::partitioner::Guest;
+    pub use crate::{BatchContext, Header, KafkaRecord, PluginError};
+}
+
+/// Everything a record interceptor needs: implement [`interceptor::Guest`] and call
+/// [`export_interceptor!`](crate::export_interceptor).
+pub mod interceptor {
+    pub use crate::bindings::interceptor::exports::strom::plugin::record_interceptor::{Guest, Verdict};
+    pub use crate::{BatchContext, Header, KafkaRecord, PluginError};
+}
+
+/// The broker's imports.
+pub mod host {
+    use crate::bindings::partitioner::strom::plugin::host as imports;
+    pub use imports::Level;
+
+    /// Writes a line to the broker's log, tagged with this plugin's name.
+    pub fn log(level: Level, message: &str) {
+        imports::log(level, message)
+    }
+
+    /// This attachment's setting `plugin.<name>.<key>` from the topic's configs.
+    pub fn config(key: &str) -> Option<String> {
+        imports::config(key)
+    }
+}
+
+/// Header helpers.
+pub mod headers {
+    use crate::{Header, KafkaRecord};
+
+    /// The value of the first header named `key`.
+    pub fn get<'a>(record: &'a KafkaRecord, key: &str) -> Option<&'a [u8]> {
+        record
+            .headers
+            .iter()
+            .find(|h| h.key == key)
+            .and_then(|h| h.value.as_deref())
+    }
+
+    /// Sets header `key` (replacing every header of that name).
+    pub fn set(record: &mut KafkaRecord, key: &str, value: impl Into<Vec<u8>>) {
+        record.headers.retain(|h| h.key != key);
+        record.headers.push(Header {
+            key: key.to_string(),
+            value: Some(value.into()),
+        });
+    }
+}
+
+/// Minimal JSON helpers for the common case of a flat JSON object in a record value:
+/// find a top-level field, or blank one out, without pulling a JSON library into every
+/// plugin.
+pub mod json {
+    /// The raw text of top-level field `name` of a JSON object (strings without quotes).
+    pub fn field<'a>(value: &'a [u8], name: &str) -> Option<&'a str> {
+        let text = std::str::from_utf8(value).ok()?;
+        let (start, end) = field_span(text, name)?;
+        let raw = &text[start..end];
+        Some(raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')).unwrap_or(raw))
+    }
+
+    /// The value with top-level field `name` replaced by the JSON text `replacement`.
+    pub fn replace_field(value: &[u8], name: &str, replacement: &str) -> Option<Vec<u8>> {
+        let text = std::str::from_utf8(value).ok()?;
+        let (start, end) = field_span(text, name)?;
+        Some(format!("{}{}{}", &text[..start], replacement, &text[end..]).into_bytes())
+    }
+
+    /// Byte span of the value of top-level field `name`.
+    fn field_span(text: &str, name: &str) -> Option<(usize, usize)> {
+        let bytes = text.as_bytes();
+        let mut depth = 0i32;
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => depth -= 1,
+                b'"' => {
+                    let end = string_end(bytes, i)?;
+                    if depth == 1 && &text[i + 1..end] == name {
+                        let mut j = end + 1;
+                        while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+                            j += 1;
+                        }
+                        if bytes.get(j) == Some(&b':') {
+                            j += 1;
+                            while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+                                j += 1;
+                            }
+                            return Some((j, value_end(bytes, j)?));
+                        }
+                    }
+                    i = end;
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        None
+    }
+
+    fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
+        let mut i = start + 1;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\\' => i += 2,
+                b'"' => return Some(i),
+                _ => i += 1,
+            }
+        }
+        None
+    }
+
+    fn value_end(bytes: &[u8], start: usize) -> Option<usize> {
+        match bytes.get(start)? {
+            b'"' => Some(string_end(bytes, start)? + 1),
+            b'{' | b'[' => {
+                let mut depth = 0i32;
+                let mut i = start;
+                while i < bytes.len() {
+                    match bytes[i] {
+                        b'"' => i = string_end(bytes, i)?,
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                return Some(i + 1);
+                            }
+                        }
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                None
+            }
+            _ => {
+                let mut i = start;
+                while i < bytes.len() && !matches!(bytes[i], b',' | b'}' | b']') && !bytes[i].is_ascii_whitespace() {
+                    i += 1;
+                }
+                Some(i)
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn finds_and_replaces_top_level_fields() {
+            let v = br#"{"order":{"customer_id":9},"customer_id": 42, "card":"4111-1111", "tags":["a","b"]}"#;
+            assert_eq!(field(v, "customer_id"), Some("42"));
+            assert_eq!(field(v, "card"), Some("4111-1111"));
+            assert_eq!(field(v, "tags"), Some(r#"["a","b"]"#));
+            assert_eq!(field(v, "missing"), None);
+            let redacted = replace_field(v, "card", "\"****\"").unwrap();
+            assert_eq!(field(&redacted, "card"), Some("****"));
+            assert_eq!(field(&redacted, "customer_id"), Some("42"));
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Kafka's default partitioner for keyed records: `toPositive(murmur2(key)) % partitions`,
+//! the same choice as the Java client and librdkafka's `murmur2_random`. Records without a
+//! key go to partition `hash(offset-delta)`, spreading a batch over partitions.
+
+use strom_plugin_sdk::partitioner::{Guest, KafkaRecord, PluginError};
+
+struct Murmur2;
+
+impl Guest for Murmur2 {
+    fn partition(_topic: String, partition_count: u32, records: Vec<KafkaRecord>) -> Result<Vec<u32>, PluginError> {
+        if partition_count == 0 {
+            return Err(PluginError::invalid_record("the topic has no partitions"));
+        }
+        Ok(records
+            .iter()
+            .map(|r| match &r.key {
+                Some(key) => (murmur2(key) & 0x7fff_ffff) as u32 % partition_count,
+                None => r.offset_delta as u32 % partition_count,
+            })
+            .collect())
+    }
+}
+
+/// Kafka's `Utils.murmur2` (seed 0x9747b28c).
+pub fn murmur2(data: &[u8]) -> i32 {
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    let length = data.len() as u32;
+    let mut h: u32 = 0x9747_b28c ^ length;
+    let mut chunks = data.chunks_exact(4);
+    for chunk in &mut chunks {
+        let mut k = u32::from_le_bytes(chunk.try_into().unwrap());
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let rest = chunks.remainder();
+    if rest.len() >= 3 {
+        h ^= (rest[2] as u32) << 16;
+    }
+    if rest.len() >= 2 {
+        h ^= (rest[1] as u32) << 8;
+    }
+    if !rest.is_empty() {
+        h ^= rest[0] as u32;
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h as i32
+}
+
+strom_plugin_sdk::export_partitioner!(Murmur2);
