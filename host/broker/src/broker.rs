@@ -13,6 +13,9 @@ use crate::config::BrokerConfig;
 use crate::coordinator::{GroupCoordinator, GroupSettings};
 use crate::handlers;
 use crate::partitions::{PartitionManager, METADATA_DIR};
+
+/// Compiled plugin components, under `log.dirs`.
+const PLUGIN_CACHE_DIR: &str = "__plugin_cache";
 use crate::protocol::{self, FrameError, Request};
 
 pub struct Broker {
@@ -21,6 +24,7 @@ pub struct Broker {
     pub partitions: PartitionManager,
     pub producer_ids: handlers::init_producer_id::ProducerIdAllocator,
     pub coordinator: GroupCoordinator,
+    pub plugins: crate::plugins::PluginManager,
     shutdown: tokio::sync::watch::Sender<bool>,
 }
 
@@ -53,6 +57,7 @@ impl Broker {
             config.i64("offsets.topic.num.partitions") as i32,
         );
         let offset_records = coordinator.offsets.load(&partitions)?;
+        let plugins = crate::plugins::PluginManager::new(config.log_dir.join(PLUGIN_CACHE_DIR))?;
         tracing::info!(
             topics = image.topics().count(),
             partitions = partitions.all().len(),
@@ -67,6 +72,7 @@ impl Broker {
             partitions,
             producer_ids: Default::default(),
             coordinator,
+            plugins,
             shutdown: tokio::sync::watch::channel(false).0,
         }))
     }

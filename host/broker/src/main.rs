@@ -5,19 +5,24 @@
 //! (their own crates). [`config`] holds every setting; [`partitions`] keeps the hosted logs
 //! in step with the metadata image; [`maintenance`] runs flushes and retention.
 
+mod admin;
 mod broker;
 mod config;
 mod coordinator;
 mod handlers;
+mod intercept;
 mod maintenance;
 mod net;
 mod partitions;
+mod plugins;
 mod protocol;
+mod records;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -66,7 +71,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Config(ConfigCommand::Defaults { markdown }) => {
-            print!("{}", if markdown { config::defaults_markdown() } else { config::defaults_toml() });
+            print!(
+                "{}",
+                if markdown {
+                    config::defaults_markdown()
+                } else {
+                    config::defaults_toml()
+                }
+            );
             ExitCode::SUCCESS
         }
         Command::Client(command) => {
@@ -114,6 +126,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let grace = Duration::from_millis(config.i64("shutdown.timeout.ms").max(0) as u64);
         let broker = broker::Broker::open(config)?;
         let listeners = net::bind(&broker).await?;
+        let admin_address = broker.config.get("admin.listener").trim().to_string();
+        if !admin_address.is_empty() {
+            let admin_listener = tokio::net::TcpListener::bind(&admin_address)
+                .await
+                .with_context(|| format!("cannot bind the admin API (admin.listener) to {admin_address}"))?;
+            tracing::info!(address = %admin_listener.local_addr()?, "admin API listening");
+            tokio::spawn(admin::serve(broker.clone(), admin_listener));
+        }
+        broker.apply_metadata()?;
         maintenance::spawn(broker.clone());
         let server = tokio::spawn(net::serve(broker.clone(), listeners, grace));
         tracing::info!(node_id = broker.config.node_id, log_dir = %broker.config.log_dir.display(), "strom is ready");

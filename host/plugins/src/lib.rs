@@ -42,6 +42,11 @@ impl PluginRuntime {
     /// Checks that `bytes` are a component exporting a Strom world with imports Strom
     /// provides; returns the world.
     pub fn inspect(&self, bytes: &[u8]) -> Result<World, LoadError> {
+        if !bytes.starts_with(b"\0asm") {
+            return Err(LoadError::NotAComponent(
+                "the file does not start with the WebAssembly magic bytes \\0asm".into(),
+            ));
+        }
         let component = self
             .engine
             .compile(bytes)

@@ -235,7 +235,13 @@ pub fn defaults_markdown() -> String {
     let mut out = String::from("| setting | default | topic config | meaning |\n|---|---|---|---|\n");
     for s in SETTINGS {
         let default = if s.default.is_empty() { "(empty)" } else { s.default };
-        out.push_str(&format!("| `{}` | `{}` | {} | {} |\n", s.name, default, s.topic_config.map(|t| format!("`{t}`")).unwrap_or_default(), s.doc));
+        out.push_str(&format!(
+            "| `{}` | `{}` | {} | {} |\n",
+            s.name,
+            default,
+            s.topic_config.map(|t| format!("`{t}`")).unwrap_or_default(),
+            s.doc
+        ));
     }
     out
 }

@@ -82,8 +82,21 @@ pub static SETTINGS: &[Setting] = &[
     s("group.max.session.timeout.ms", "1800000", Int, None, "The largest session.timeout.ms a group member may ask for."),
     s("offsets.topic.num.partitions", "50", Int, None, "Partitions of the internal __consumer_offsets topic, created on first use."),
     s("offsets.topic.segment.bytes", "104857600", Int, None, "Segment size of the __consumer_offsets topic."),
+    s("admin.listener", "127.0.0.1:9644", String, None, "host:port of the admin HTTP API (plugin upload and listing); empty disables it."),
+    s("partitioner", "", String, Some("partitioner"), "A partitioner plugin NAME@VERSION applied to produced records (empty: none)."),
+    s("partitioner.mode", "route", String, Some("partitioner.mode"), "route: the broker appends each record to the partition the plugin picks; enforce: a record sent to another partition than the plugin's choice is refused with INVALID_RECORD."),
+    s("interceptors.produce", "", List, Some("interceptors.produce"), "Record interceptor plugins NAME@VERSION run in order on produced batches."),
+    s("interceptors.fetch", "", List, Some("interceptors.fetch"), "Record interceptor plugins NAME@VERSION run in order on fetched batches; what is stored does not change."),
+    s("plugins.call.ms.max", "100", Long, Some("plugins.call.ms.max"), "Time budget of one plugin call; a plugin over budget fails that call."),
+    s("plugins.memory.bytes.max", "67108864", Long, Some("plugins.memory.bytes.max"), "Linear memory a plugin instance may grow to (at most 1 GiB)."),
     s("shutdown.timeout.ms", "30000", Long, None, "On SIGTERM, how long to let in-flight requests finish before logs are closed."),
 ];
+
+/// `name@version` with both parts non-empty.
+pub fn is_plugin_id(text: &str) -> bool {
+    text.split_once('@')
+        .is_some_and(|(n, v)| !n.is_empty() && !v.is_empty() && !v.contains('@'))
+}
 
 pub fn find(name: &str) -> Option<&'static Setting> {
     SETTINGS.iter().find(|s| s.name == name)
@@ -118,6 +131,17 @@ pub fn validate(setting: &Setting, value: &str) -> Result<(), std::string::Strin
             ("log.cleanup.policy", v) if v.split(',').any(|p| !matches!(p.trim(), "delete" | "compact")) => {
                 bad("expected delete, compact or delete,compact")
             }
+            ("partitioner.mode", v) if v != "route" && v != "enforce" => bad("expected route or enforce"),
+            ("partitioner", v) if !v.is_empty() && !is_plugin_id(v) => bad("expected NAME@VERSION"),
+            ("interceptors.produce" | "interceptors.fetch", v)
+                if v.split(',').map(str::trim).any(|p| !p.is_empty() && !is_plugin_id(p)) =>
+            {
+                bad("expected a comma-separated list of NAME@VERSION")
+            }
+            ("plugins.memory.bytes.max", v) if v.parse::<i64>().is_ok_and(|n| n < 1 << 16 || n > 1 << 30) => {
+                bad("must be between 65536 and 1073741824")
+            }
+            ("plugins.call.ms.max", v) if v.parse::<i64>().is_ok_and(|n| n < 1) => bad("must be at least 1"),
             ("compression.type", v) if v != "producer" => {
                 bad("only producer is supported: batches are stored as the producer compressed them")
             }

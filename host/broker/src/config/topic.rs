@@ -22,8 +22,26 @@ pub fn setting(name: &str) -> Result<&'static Setting, TopicConfigError> {
     settings::for_topic_config(name).ok_or_else(|| TopicConfigError::Unknown(name.to_string()))
 }
 
+/// Topic configs `plugin.<name>.<key>` are handed to plugin `<name>` as its configuration.
+pub const PLUGIN_CONFIG_PREFIX: &str = "plugin.";
+
+/// The plugin name and key of a `plugin.<name>.<key>` config.
+pub fn plugin_config_key(name: &str) -> Option<(&str, &str)> {
+    name.strip_prefix(PLUGIN_CONFIG_PREFIX)?
+        .split_once('.')
+        .filter(|(p, k)| !p.is_empty() && !k.is_empty())
+}
+
 /// Validates one override, with the topic config's name in the message.
 pub fn validate(name: &str, value: &str) -> Result<(), TopicConfigError> {
+    if name.starts_with(PLUGIN_CONFIG_PREFIX) {
+        return match plugin_config_key(name) {
+            Some(_) => Ok(()),
+            None => Err(TopicConfigError::Invalid(format!(
+                "plugin config {name:?} is not of the form plugin.<name>.<key>"
+            ))),
+        };
+    }
     let setting = setting(name)?;
     settings::validate(setting, value).map_err(|msg| TopicConfigError::Invalid(msg.replace(setting.name, name)))
 }

@@ -44,9 +44,22 @@ fn broker_source(source: Source) -> ConfigSource {
     }
 }
 
-/// Every topic config with its effective value for a topic with these overrides.
+/// Every topic config with its effective value for a topic with these overrides, then the
+/// topic's plugin configs (`plugin.<name>.<key>`).
 pub fn topic_entries(broker: &Broker, overrides: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
-    settings::topic_config_names()
+    let plugin_configs = overrides
+        .iter()
+        .filter(|(k, _)| topic_config::plugin_config_key(k).is_some())
+        .map(|(k, v)| ConfigEntry {
+            name: k.clone(),
+            value: v.clone(),
+            source: ConfigSource::DynamicTopic,
+            kind: Kind::String,
+            doc: "Configuration handed to the plugin named in the key.",
+            read_only: false,
+            synonyms: vec![(k.clone(), v.clone(), ConfigSource::DynamicTopic)],
+        });
+    let mut entries: Vec<ConfigEntry> = settings::topic_config_names()
         .into_iter()
         .map(|name| {
             let setting = settings::for_topic_config(name).expect("listed names have settings");
@@ -82,7 +95,9 @@ pub fn topic_entries(broker: &Broker, overrides: &BTreeMap<String, String>) -> V
                 synonyms,
             }
         })
-        .collect()
+        .collect();
+    entries.extend(plugin_configs);
+    entries
 }
 
 fn broker_entries(broker: &Broker) -> Vec<ConfigEntry> {
@@ -212,6 +227,8 @@ fn replace_topic_configs(
         ))?;
         let next = compute(&current.configs)?;
         topic_config::validate_all(&next).map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
+        crate::plugins::validate_attachments(&broker.config, image, &next)
+            .map_err(|m| (ResponseError::InvalidConfig, m))?;
         if validate_only || next == current.configs {
             return Ok(vec![]);
         }

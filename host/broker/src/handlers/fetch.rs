@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use super::produce::LEADER_EPOCH;
 use super::{leader_epoch_error, storage_error_code};
 use crate::broker::{Broker, RequestContext};
+use crate::intercept;
 use crate::partitions::Partition;
 
 /// Longest long-poll the broker honours, whatever the client asks.
@@ -48,15 +49,63 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: FetchRequest
             || Instant::now() >= deadline
             || broker.is_shutting_down();
         if done {
-            return response;
+            return intercept_fetched(broker, ctx, response).await;
         }
         let changed = select_all(signals.iter_mut().map(|s| Box::pin(s.changed())));
         tokio::select! {
             _ = changed => {}
-            _ = tokio::time::sleep_until(deadline) => return read(&targets, &request).0,
-            _ = broker.shutdown_started() => return read(&targets, &request).0,
+            _ = tokio::time::sleep_until(deadline) => return intercept_fetched(broker, ctx, read(&targets, &request).0).await,
+            _ = broker.shutdown_started() => return intercept_fetched(broker, ctx, read(&targets, &request).0).await,
         }
     }
+}
+
+/// Runs fetch interceptors over the partitions of topics that attach any. Consumers get
+/// the transformed records; the log is not touched.
+async fn intercept_fetched(broker: &Broker, ctx: &RequestContext, mut response: FetchResponse) -> FetchResponse {
+    let image = broker.metadata.image();
+    for topic in &mut response.responses {
+        let found = if ctx.version >= 13 {
+            image.topic_by_id(&topic.topic_id)
+        } else {
+            image.topic(&topic.topic.0)
+        };
+        let Some(topic_image) = found else { continue };
+        let plugins = match broker.plugins.for_topic(&broker.config, &image, topic_image) {
+            Ok(Some(plugins)) if !plugins.fetch.is_empty() => plugins,
+            _ => continue,
+        };
+        for data in &mut topic.partitions {
+            let Some(stored) = data.records.clone().filter(|r| !r.is_empty()) else {
+                continue;
+            };
+            let (plugins, name, count, client) = (
+                Arc::clone(&plugins),
+                topic_image.name.clone(),
+                topic_image.partitions,
+                ctx.client_id.clone(),
+            );
+            let index = data.partition_index;
+            let transformed = tokio::task::spawn_blocking(move || {
+                intercept::transform_fetched(&plugins, &name, index, count, &client, &stored)
+            })
+            .await;
+            match transformed {
+                Ok(Ok(bytes)) => data.records = Some(bytes),
+                Ok(Err((code, message))) => {
+                    tracing::warn!(topic = %topic_image.name, partition = index, %message, "fetch interceptor failed");
+                    data.error_code = code.code();
+                    data.records = None;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "fetch interceptor task failed");
+                    data.error_code = ResponseError::UnknownServerError.code();
+                    data.records = None;
+                }
+            }
+        }
+    }
+    response
 }
 
 struct Target {

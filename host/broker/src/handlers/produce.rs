@@ -11,8 +11,10 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use super::{storage_error_code, str_bytes};
 use crate::broker::{now_ms, Broker, RequestContext};
 use crate::config::topic as topic_config;
+use crate::intercept;
 use crate::partitions::Partition;
 use crate::protocol::FrameError;
+use strom_storage::batch::Origin;
 
 /// The leader epoch of every partition until replication brings leader changes.
 pub const LEADER_EPOCH: i32 = 0;
@@ -64,12 +66,29 @@ pub async fn handle(
                                 format!("min.insync.replicas is {min_isr} but only 1 replica is in sync"),
                             ))
                         } else {
-                            match partition_data.records {
-                                Some(records) => append(&partition, &records, &mut r).await,
-                                None => Err((
+                            match (
+                                partition_data.records,
+                                broker.plugins.for_topic(&broker.config, &image, topic_image),
+                            ) {
+                                (None, _) => Err((
                                     ResponseError::InvalidRecord,
                                     "the partition's records are null".to_string(),
                                 )),
+                                (Some(_), Err(message)) => Err((ResponseError::PolicyViolation, message)),
+                                (Some(records), Ok(Some(plugins))) if plugins.touches_produce() => {
+                                    let input = intercept::ProduceInput {
+                                        plugins,
+                                        topic: name.clone(),
+                                        partition_count: topic_image.partitions,
+                                        addressed: partition_data.index,
+                                        client_id: ctx.client_id.clone(),
+                                        records,
+                                    };
+                                    append_with_plugins(broker, &partition, input, &mut r).await
+                                }
+                                (Some(records), Ok(_)) => {
+                                    append(&partition, &records, Origin::Client, &mut r).await.map(|_| ())
+                                }
                             }
                         }
                     }
@@ -100,14 +119,17 @@ pub async fn handle(
     Ok(Some(response))
 }
 
+/// Appends to one partition and fills in the response; returns whether the batch was a
+/// duplicate of one already in the log.
 async fn append(
     partition: &Arc<Partition>,
     records: &[u8],
+    origin: Origin,
     r: &mut PartitionProduceResponse,
-) -> Result<(), (ResponseError, String)> {
+) -> Result<bool, (ResponseError, String)> {
     let appended = {
         let mut log = partition.log.write();
-        let result = log.append(records, now_ms(), LEADER_EPOCH);
+        let result = log.append_from(records, now_ms(), LEADER_EPOCH, origin);
         if result.as_ref().is_ok_and(|info| !info.duplicate) {
             partition.advance_high_watermark(&mut log);
         }
@@ -132,5 +154,38 @@ async fn append(
     }
     r.base_offset = info.base_offset;
     r.log_append_time_ms = info.log_append_time_ms;
+    Ok(info.duplicate)
+}
+
+/// The produce path of a topic with plugins: plan on the blocking pool (plugins may use
+/// their whole time budget), append the addressed partition's batch first (where
+/// duplicates are recognised), then what a routing partitioner sent elsewhere.
+async fn append_with_plugins(
+    broker: &Broker,
+    addressed: &Arc<Partition>,
+    input: intercept::ProduceInput,
+    r: &mut PartitionProduceResponse,
+) -> Result<(), (ResponseError, String)> {
+    let topic = input.topic.clone();
+    let planned = tokio::task::spawn_blocking(move || intercept::plan_produce(&input))
+        .await
+        .map_err(|e| (ResponseError::UnknownServerError, format!("plugin task failed: {e}")))??;
+    let mut batches = planned.into_iter();
+    let first = batches
+        .next()
+        .expect("the addressed partition's batch is always planned");
+    if append(addressed, &first.bytes, Origin::Broker, r).await? {
+        return Ok(());
+    }
+    for planned in batches {
+        let Some(partition) = broker.partitions.get(&topic, planned.partition) else {
+            return Err((
+                ResponseError::UnknownTopicOrPartition,
+                format!("{topic}-{} does not exist", planned.partition),
+            ));
+        };
+        let mut ignored = PartitionProduceResponse::default();
+        append(&partition, &planned.bytes, Origin::Broker, &mut ignored).await?;
+    }
     Ok(())
 }

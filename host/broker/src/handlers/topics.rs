@@ -68,6 +68,8 @@ pub fn create_topic(
                 format!("topic '{name}' already exists"),
             ));
         }
+        crate::plugins::validate_attachments(&broker.config, image, &topic.configs)
+            .map_err(|m| (ResponseError::InvalidConfig, m))?;
         let collision = name.replace('.', "_");
         if let Some(other) = image.topics().find(|t| t.name.replace('.', "_") == collision) {
             return Err((

@@ -1,0 +1,198 @@
+//! The produce and fetch paths of topics that attach plugins: decode the batches, run the
+//! interceptors and the partitioner (on the blocking pool: a plugin may use its whole time
+//! budget), and re-encode. Topics without plugins never come here.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use strom_plugins::{BatchContext, CallError, KafkaRecord, Verdict};
+use strom_storage::batch::{self, BatchHeader};
+
+use crate::plugins::{PartitionerMode, TopicPlugins};
+use crate::records;
+
+/// Principal of every client until SASL lands.
+pub const ANONYMOUS: &str = "User:ANONYMOUS";
+
+pub type Refusal = (ResponseError, String);
+
+/// A batch to append, and to which partition. The first is always the addressed
+/// partition's (it carries the producer's identity, so de-duplication happens there).
+pub struct PlannedBatch {
+    pub partition: i32,
+    pub bytes: Bytes,
+}
+
+pub struct ProduceInput {
+    pub plugins: Arc<TopicPlugins>,
+    pub topic: String,
+    pub partition_count: u32,
+    pub addressed: i32,
+    pub client_id: String,
+    pub records: Bytes,
+}
+
+fn call_refusal(error: CallError) -> Refusal {
+    match error {
+        CallError::Refused { error_code, message } => (
+            ResponseError::try_from_code(error_code).unwrap_or(ResponseError::PolicyViolation),
+            message,
+        ),
+        other => (ResponseError::PolicyViolation, other.to_string()),
+    }
+}
+
+fn apply(records: Vec<KafkaRecord>, verdicts: Vec<Verdict>) -> Vec<KafkaRecord> {
+    records
+        .into_iter()
+        .zip(verdicts)
+        .filter_map(|(original, verdict)| match verdict {
+            Verdict::Keep => Some(original),
+            Verdict::Drop => None,
+            Verdict::Replace(mut replacement) => {
+                replacement.offset_delta = original.offset_delta;
+                Some(replacement)
+            }
+        })
+        .collect()
+}
+
+/// Runs a topic's produce interceptors and partitioner over one request's batches for
+/// one partition and returns what to append where.
+pub fn plan_produce(input: &ProduceInput) -> Result<Vec<PlannedBatch>, Refusal> {
+    let corrupt = |e: strom_storage::StorageError| (crate::handlers::storage_error_code(&e), e.to_string());
+    let mut addressed_batches = BytesMut::new();
+    let mut moved: BTreeMap<i32, Vec<Bytes>> = BTreeMap::new();
+    for raw in batch::split_batches(&input.records).map_err(corrupt)? {
+        // The client's batch is checked before anything looks inside it.
+        batch::validate(raw).map_err(corrupt)?;
+        let decoded = records::decode(raw).map_err(|e| (ResponseError::CorruptMessage, format!("{e:#}")))?;
+        let header = decoded.header;
+        let ctx = BatchContext {
+            topic: input.topic.clone(),
+            partition: input.addressed,
+            partition_count: input.partition_count,
+            base_offset: -1,
+            producer_id: header.producer_id,
+            client_id: input.client_id.clone(),
+            principal: ANONYMOUS.to_string(),
+        };
+        let mut recs = decoded.records;
+        for interceptor in &input.plugins.produce {
+            let verdicts = interceptor.on_produce(&ctx, &recs).map_err(call_refusal)?;
+            recs = apply(recs, verdicts);
+        }
+        let mut stay = recs;
+        if let Some((partitioner, mode)) = &input.plugins.partitioner {
+            let choices = partitioner
+                .partition(&input.topic, input.partition_count, &stay)
+                .map_err(call_refusal)?;
+            match mode {
+                PartitionerMode::Enforce => {
+                    if let Some((record, choice)) =
+                        stay.iter().zip(&choices).find(|(_, &c)| c as i32 != input.addressed)
+                    {
+                        return Err((
+                            ResponseError::InvalidRecord,
+                            format!(
+                                "record {} belongs in partition {choice} according to partitioner {} (partitioner.mode=enforce), not in partition {}",
+                                record.offset_delta, partitioner.id, input.addressed
+                            ),
+                        ));
+                    }
+                }
+                PartitionerMode::Route => {
+                    let mut kept = Vec::new();
+                    let mut elsewhere: BTreeMap<i32, Vec<KafkaRecord>> = BTreeMap::new();
+                    for (record, choice) in stay.into_iter().zip(choices) {
+                        if choice as i32 == input.addressed {
+                            kept.push(record);
+                        } else {
+                            elsewhere.entry(choice as i32).or_default().push(record);
+                        }
+                    }
+                    for (partition, mut recs) in elsewhere {
+                        for (i, r) in recs.iter_mut().enumerate() {
+                            r.offset_delta = i as i32;
+                        }
+                        let template = BatchHeader {
+                            producer_id: -1,
+                            producer_epoch: -1,
+                            base_sequence: -1,
+                            last_offset_delta: recs.len() as i32 - 1,
+                            attributes: header.attributes & !0x10,
+                            ..header
+                        };
+                        let encoded = records::encode(&template, &recs)
+                            .map_err(|e| (ResponseError::UnknownServerError, format!("{e:#}")))?;
+                        moved.entry(partition).or_default().push(encoded);
+                    }
+                    stay = kept;
+                }
+            }
+        }
+        let encoded =
+            records::encode(&header, &stay).map_err(|e| (ResponseError::UnknownServerError, format!("{e:#}")))?;
+        addressed_batches.extend_from_slice(&encoded);
+    }
+    let mut planned = vec![PlannedBatch {
+        partition: input.addressed,
+        bytes: addressed_batches.freeze(),
+    }];
+    for (partition, batches) in moved {
+        let mut joined = BytesMut::new();
+        for b in batches {
+            joined.extend_from_slice(&b);
+        }
+        planned.push(PlannedBatch {
+            partition,
+            bytes: joined.freeze(),
+        });
+    }
+    Ok(planned)
+}
+
+/// Runs a topic's fetch interceptors over the batches read for one partition. Offsets and
+/// batch boundaries stay as stored; dropped records become gaps.
+pub fn transform_fetched(
+    plugins: &TopicPlugins,
+    topic: &str,
+    partition: i32,
+    partition_count: u32,
+    client_id: &str,
+    stored: &Bytes,
+) -> Result<Bytes, Refusal> {
+    let mut out = BytesMut::with_capacity(stored.len());
+    for raw in batch::split_batches(stored).map_err(|e| (ResponseError::CorruptMessage, e.to_string()))? {
+        let decoded = records::decode(raw).map_err(|e| (ResponseError::CorruptMessage, format!("{e:#}")))?;
+        let header = decoded.header;
+        if header.is_control() {
+            out.extend_from_slice(raw);
+            continue;
+        }
+        let ctx = BatchContext {
+            topic: topic.to_string(),
+            partition,
+            partition_count,
+            base_offset: header.base_offset,
+            producer_id: header.producer_id,
+            client_id: client_id.to_string(),
+            principal: ANONYMOUS.to_string(),
+        };
+        let mut recs = decoded.records;
+        for interceptor in &plugins.fetch {
+            let verdicts = interceptor.on_fetch(&ctx, &recs).map_err(call_refusal)?;
+            recs = apply(recs, verdicts);
+        }
+        let encoded =
+            records::encode(&header, &recs).map_err(|e| (ResponseError::UnknownServerError, format!("{e:#}")))?;
+        let mut encoded = BytesMut::from(&encoded[..]);
+        // The base offset and leader epoch are outside the CRC: put back the stored ones.
+        encoded[0..8].copy_from_slice(&header.base_offset.to_be_bytes());
+        encoded[12..16].copy_from_slice(&header.partition_leader_epoch.to_be_bytes());
+        out.extend_from_slice(&encoded);
+    }
+    Ok(out.freeze())
+}
