@@ -189,3 +189,30 @@ fn delete_records_and_retention_move_the_log_start() {
     assert!(log.log_start_offset() > 30);
     assert_eq!(log.log_end_offset(), 120);
 }
+
+#[test]
+fn broker_rewritten_batches_keep_their_offset_range_and_sequences() {
+    use strom_storage::batch::Origin;
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
+    // A producer batch of 4 records (sequences 0..=3) from which a plugin kept only 1:
+    // the rewritten batch has one record but still spans offset deltas 0..=3.
+    let mut gapped = batch(1, 5, Some((9, 0, 0)));
+    gapped[23..27].copy_from_slice(&3i32.to_be_bytes());
+    let crc = support::crc32c(&gapped[21..]);
+    gapped[17..21].copy_from_slice(&crc.to_be_bytes());
+    assert!(
+        matches!(log.append(&gapped, 0, 0), Err(StorageError::InvalidRecord(_))),
+        "clients may not send gapped batches"
+    );
+    let info = log.append_from(&gapped, 0, 0, Origin::Broker).unwrap();
+    assert_eq!((info.base_offset, info.last_offset), (0, 3));
+    assert_eq!(log.log_end_offset(), 4);
+    // The retry of the producer's original batch is recognised as a duplicate.
+    let retry = batch(4, 5, Some((9, 0, 0)));
+    let dup = log.append(&retry, 0, 0).unwrap();
+    assert!(dup.duplicate);
+    assert_eq!((dup.base_offset, dup.last_offset), (0, 3));
+    // The next sequence continues after the whole range.
+    assert_eq!(log.append(&batch(1, 5, Some((9, 0, 4))), 0, 0).unwrap().base_offset, 4);
+}

@@ -46,7 +46,7 @@ pub fn batch(count: i32, timestamp: i64, producer: Option<(i64, i16, i32)>) -> V
     b
 }
 
-fn crc32c(data: &[u8]) -> u32 {
+pub fn crc32c(data: &[u8]) -> u32 {
     // Bitwise CRC32C, independent of the crate under test.
     let mut crc = !0u32;
     for &byte in data {
