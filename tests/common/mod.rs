@@ -142,6 +142,11 @@ impl Broker {
             .arg(format!("listeners=PLAINTEXT://127.0.0.1:{}", self.port))
             .arg("-o")
             .arg(format!("log.dirs={}", self.data_dir().display()));
+        // The admin API's default port is fixed; brokers of parallel tests would collide on
+        // it. Tests that need it pass their own `admin.listener`.
+        if !self.opts.iter().any(|(k, _)| k == "admin.listener") {
+            cmd.arg("-o").arg("admin.listener=");
+        }
         for (k, v) in &self.opts {
             cmd.arg("-o").arg(format!("{k}={v}"));
         }

@@ -88,8 +88,8 @@ pub struct GroupCoordinator {
     settings: GroupSettings,
 }
 
-/// The protocol type Strom reports for groups known only by their committed offsets.
-const OFFSETS_ONLY_PROTOCOL_TYPE: &str = "consumer";
+/// The protocol type of a group known only by its committed offsets (as Kafka reports it).
+const OFFSETS_ONLY_PROTOCOL_TYPE: &str = "";
 
 impl GroupCoordinator {
     pub fn new(settings: GroupSettings, offsets_partitions: i32) -> GroupCoordinator {

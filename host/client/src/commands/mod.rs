@@ -1,20 +1,27 @@
-//! The client-side subcommands of the `strom` binary: `topics`, `produce`, `consume`, `bench`.
+//! The client-side subcommands of the `strom` binary: `topics`, `produce`, `consume`, `bench`,
+//! `groups`, `plugins`.
 //!
 //! Each command is a `clap` type with `pub async fn run(self) -> anyhow::Result<()>`, so the
-//! binary embeds them as it likes; [`ClientCommand`] bundles all four for a
-//! `#[command(flatten)]` into the binary's own subcommand enum. Every command takes
-//! `--bootstrap-server HOST:PORT` (env `STROM_BOOTSTRAP_SERVER`, default `127.0.0.1:9092`).
+//! binary embeds them as it likes; [`ClientCommand`] bundles them all for a
+//! `#[command(flatten)]` into the binary's own subcommand enum. Every Kafka command takes
+//! `--bootstrap-server HOST:PORT` (env `STROM_BOOTSTRAP_SERVER`, default `127.0.0.1:9092`);
+//! `plugins` talks to the broker's admin HTTP API instead (`--admin-url URL`, env
+//! `STROM_ADMIN_URL`, default `http://127.0.0.1:9644`).
 //!
 //! Errors returned by `run` are flattened into one line (`context: cause: cause`), so they read
 //! the same whether the binary prints them with `{}`, `{:#}` or `{:?}`.
 
 mod bench;
 mod consume;
+mod groups;
+mod plugins;
 mod produce;
 mod topics;
 
 pub use bench::{BenchCommand, BenchKind, ConsumeBench, E2eBench, LoopbackBench, ProduceBench};
 pub use consume::{ConsumeCommand, StartOffset};
+pub use groups::{GroupsAction, GroupsCommand, ResetSpec, ResetTarget, TopicSpec};
+pub use plugins::{AdminArgs, PluginsAction, PluginsCommand};
 pub use produce::ProduceCommand;
 pub use topics::{TopicsAction, TopicsCommand};
 
@@ -57,6 +64,10 @@ pub enum ClientCommand {
     Consume(ConsumeCommand),
     /// Measure throughput and latency.
     Bench(BenchCommand),
+    /// List, describe, reset the offsets of and delete consumer groups.
+    Groups(GroupsCommand),
+    /// Upload, list, describe and delete WebAssembly plugins (admin HTTP API).
+    Plugins(PluginsCommand),
 }
 
 impl ClientCommand {
@@ -67,6 +78,8 @@ impl ClientCommand {
             ClientCommand::Produce(c) => c.run().await,
             ClientCommand::Consume(c) => c.run().await,
             ClientCommand::Bench(c) => c.run().await,
+            ClientCommand::Groups(c) => c.run().await,
+            ClientCommand::Plugins(c) => c.run().await,
         }
     }
 }
