@@ -1,6 +1,8 @@
 //! Kafka's default partitioner for keyed records: `toPositive(murmur2(key)) % partitions`,
 //! the same choice as the Java client and librdkafka's `murmur2_random`. Records without a
-//! key go to partition `hash(offset-delta)`, spreading a batch over partitions.
+//! key are placed by the murmur2 of their value (partition 0 without one): Kafka spreads
+//! them round-robin, which nobody but the producer can reproduce, whereas a choice that
+//! depends only on the record gives the same answer on the client and on the broker.
 
 use strom_plugin_sdk::partitioner::{Guest, KafkaRecord, PluginError};
 
@@ -15,7 +17,10 @@ impl Guest for Murmur2 {
             .iter()
             .map(|r| match &r.key {
                 Some(key) => (murmur2(key) & 0x7fff_ffff) as u32 % partition_count,
-                None => r.offset_delta as u32 % partition_count,
+                None => match &r.value {
+                    Some(value) => (murmur2(value) & 0x7fff_ffff) as u32 % partition_count,
+                    None => 0,
+                },
             })
             .collect())
     }

@@ -4,6 +4,8 @@
 //! batch stays under the broker's default `message.max.bytes`), sent when a batch is full, when
 //! input pauses for a moment (so that typing lines interactively works), and at end of input.
 //! Each send is one Produce request per partition leader, with one record batch per partition.
+//! Records go to `--partition`, else where the topic's partitioner plugin (if its configs name
+//! one) puts them, else where Kafka's default partitioner puts their key.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,7 +14,10 @@ use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::{one_line, parse_acks, parse_key_value, ConnectionArgs};
+use strom_plugins::{Header, KafkaRecord, Limits, LoadedPlugin, PluginRuntime};
+
+use super::{one_line, parse_acks, parse_key_value, AdminArgs, ConnectionArgs};
+use crate::admin_api::{AdminApi, PluginRef};
 use crate::client::Client;
 use crate::metadata::TopicInfo;
 use crate::partitioner::DefaultPartitioner;
@@ -50,6 +55,63 @@ pub struct ProduceCommand {
     /// The most lines per batch.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_records: u32,
+    /// Where to fetch the topic's partitioner plugin from, if it has one.
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+/// The topic's partitioner plugin, run here so records go where the broker's plugin
+/// would put them (required with `partitioner.mode=enforce`).
+struct PluginPartitioner {
+    plugin: LoadedPlugin,
+    /// Keeps the engine (and its epoch ticker, which enforces time budgets) alive.
+    _runtime: PluginRuntime,
+}
+
+impl ProduceCommand {
+    /// The topic's `partitioner` plugin, loaded locally with the topic's plugin configs.
+    async fn topic_partitioner(&self, client: &Client) -> Result<Option<PluginPartitioner>> {
+        // A topic that does not exist yet has no configs: it will be auto-created plain.
+        let Ok(configs) = client.describe_configs(&self.topic).await else {
+            return Ok(None);
+        };
+        let get = |name: &str| configs.iter().find(|c| c.name == name).and_then(|c| c.value.clone());
+        let Some(id) = get("partitioner").filter(|v| !v.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let plugin_ref = PluginRef::parse(id.trim()).map_err(anyhow::Error::msg)?;
+        let api = AdminApi::new(&self.admin.admin_url)?;
+        let component = api
+            .download_plugin(&plugin_ref)
+            .await
+            .with_context(|| format!("topic '{}' is partitioned by plugin {id}; fetching it", self.topic))?;
+        let prefix = format!("plugin.{}.", plugin_ref.name);
+        let plugin_config: BTreeMap<String, String> = configs
+            .iter()
+            .filter_map(|c| {
+                c.name
+                    .strip_prefix(&prefix)
+                    .map(|k| (k.to_string(), c.value.clone().unwrap_or_default()))
+            })
+            .collect();
+        let defaults = Limits::default();
+        let limits = Limits {
+            call_ms_max: get("plugins.call.ms.max")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(defaults.call_ms_max),
+            memory_bytes_max: get("plugins.memory.bytes.max")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(defaults.memory_bytes_max),
+        };
+        let runtime = PluginRuntime::new(None)?;
+        let plugin = runtime
+            .load(id.trim(), &component, plugin_config, limits)
+            .map_err(|e| anyhow::anyhow!("plugin {id}: {e}"))?;
+        Ok(Some(PluginPartitioner {
+            plugin,
+            _runtime: runtime,
+        }))
+    }
 }
 
 impl ProduceCommand {
@@ -69,8 +131,13 @@ impl ProduceCommand {
         if separator.is_some_and(<[u8]>::is_empty) {
             bail!("--key-separator must not be empty");
         }
+        let plugin = match self.partition {
+            Some(_) => None,
+            None => self.topic_partitioner(&client).await?,
+        };
         let mut sender = Sender {
             client: &client,
+            plugin,
             topic_name: &self.topic,
             topic: None,
             partitioner: DefaultPartitioner::new(),
@@ -152,6 +219,7 @@ fn split_line(line: &[u8], separator: Option<&[u8]>) -> Option<(Option<Bytes>, B
 /// Partitions, encodes and sends batches of records; looks the topic up on first use.
 struct Sender<'a> {
     client: &'a Client,
+    plugin: Option<PluginPartitioner>,
     topic_name: &'a str,
     topic: Option<TopicInfo>,
     partitioner: DefaultPartitioner,
@@ -186,10 +254,39 @@ impl Sender<'_> {
         let count = records.len();
         let partitions = topic.partitions.len() as i32;
         let mut by_partition: BTreeMap<i32, Vec<ProducerRecord>> = BTreeMap::new();
-        for record in records {
-            let partition = match self.fixed_partition {
-                Some(p) => p,
-                None => self.partitioner.partition(record.key.as_deref(), partitions),
+        let plugin_choices = match &self.plugin {
+            Some(p) if self.fixed_partition.is_none() => {
+                let typed: Vec<KafkaRecord> = records
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| KafkaRecord {
+                        offset_delta: i as i32,
+                        timestamp_ms: r.timestamp,
+                        key: r.key.as_ref().map(|k| k.to_vec()),
+                        value: r.value.as_ref().map(|v| v.to_vec()),
+                        headers: r
+                            .headers
+                            .iter()
+                            .map(|(k, v)| Header {
+                                key: k.clone(),
+                                value: v.as_ref().map(|v| v.to_vec()),
+                            })
+                            .collect(),
+                    })
+                    .collect();
+                let choices = p
+                    .plugin
+                    .partition(self.topic_name, partitions as u32, &typed)
+                    .map_err(|e| anyhow::anyhow!("partitioner plugin of topic '{}': {e}", self.topic_name))?;
+                Some(choices)
+            }
+            _ => None,
+        };
+        for (i, record) in records.into_iter().enumerate() {
+            let partition = match (self.fixed_partition, &plugin_choices) {
+                (Some(p), _) => p,
+                (None, Some(choices)) => choices[i] as i32,
+                (None, None) => self.partitioner.partition(record.key.as_deref(), partitions),
             };
             by_partition.entry(partition).or_default().push(record);
         }
