@@ -256,6 +256,9 @@ impl PluginManager {
                     .load(id, &plugin.bytes, plugin_config, limits)
                     .map_err(|e| format!("loading plugin {id}: {e}"))?,
             );
+            if let Err(e) = loaded.warm() {
+                tracing::warn!(plugin = %id, error = %e, "plugin failed to start; its calls will fail");
+            }
             self.loaded.lock().insert(key, Arc::clone(&loaded));
             Ok(loaded)
         };

@@ -216,3 +216,25 @@ fn broker_rewritten_batches_keep_their_offset_range_and_sequences() {
     // The next sequence continues after the whole range.
     assert_eq!(log.append(&batch(1, 5, Some((9, 0, 4))), 0, 0).unwrap().base_offset, 4);
 }
+
+#[test]
+fn rewritten_batches_survive_an_unclean_restart() {
+    use strom_storage::batch::Origin;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
+        let mut gapped = batch(2, 5, None);
+        gapped[23..27].copy_from_slice(&5i32.to_be_bytes());
+        let crc = support::crc32c(&gapped[21..]);
+        gapped[17..21].copy_from_slice(&crc.to_be_bytes());
+        log.append_from(&gapped, 0, 0, Origin::Broker).unwrap();
+        log.append(&batch(3, 5, None), 0, 0).unwrap();
+        // No close: the next open recovers by scanning.
+    }
+    let log = Log::open(dir.path(), LogConfig::default(), 0).unwrap();
+    assert_eq!(
+        log.log_end_offset(),
+        9,
+        "the gapped batch spans offsets 0..=5, the next 6..=8"
+    );
+}

@@ -346,7 +346,14 @@ fn apply_operations(
                 format!("config {key} appears more than once"),
             ));
         }
-        let setting = topic_config::setting(&key).map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
+        // Plugin configs (`plugin.<name>.<key>`) are free-form strings: only SET and DELETE.
+        let kind = if topic_config::plugin_config_key(&key).is_some() {
+            Kind::String
+        } else {
+            topic_config::setting(&key)
+                .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?
+                .kind
+        };
         let value = || -> Result<String, Refusal> {
             op.value.as_ref().map(StrBytes::to_string).ok_or((
                 ResponseError::InvalidConfig,
@@ -362,7 +369,7 @@ fn apply_operations(
                 next.remove(&key);
             }
             OP_APPEND | OP_SUBTRACT => {
-                if setting.kind != Kind::List {
+                if kind != Kind::List {
                     return Err((
                         ResponseError::InvalidConfig,
                         format!("config {key} is not a list; APPEND and SUBTRACT do not apply"),

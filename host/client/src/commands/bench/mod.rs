@@ -6,6 +6,7 @@
 //! | `consume` | consumer throughput reading a topic from the beginning |
 //! | `e2e` | end-to-end latency at a fixed rate (consume time − create time) |
 //! | `loopback` | the machine's raw TCP limit, for comparison |
+//! | `plugins` | produce throughput with no plugin, a Rust partitioner, a Rust interceptor, a Python partitioner |
 //!
 //! Each prints a human line and, last on standard output, one JSON line for scripts. Only
 //! acknowledged (or, for consumers, decoded) records count, and any error code from the broker
@@ -14,12 +15,14 @@
 mod consume;
 mod e2e;
 mod loopback;
+mod plugins;
 mod produce;
 mod report;
 
 pub use consume::ConsumeBench;
 pub use e2e::E2eBench;
 pub use loopback::LoopbackBench;
+pub use plugins::PluginsBench;
 pub use produce::ProduceBench;
 
 use anyhow::{Context, Result};
@@ -50,6 +53,8 @@ pub enum BenchKind {
     E2e(E2eBench),
     /// Raw TCP throughput over loopback in this process: the machine's limit.
     Loopback(LoopbackBench),
+    /// Produce throughput of topics with and without plugins, side by side.
+    Plugins(PluginsBench),
 }
 
 impl BenchCommand {
@@ -60,6 +65,7 @@ impl BenchCommand {
             BenchKind::Consume(b) => b.run(&self.connection).await,
             BenchKind::E2e(b) => b.run(&self.connection).await,
             BenchKind::Loopback(b) => b.run().await,
+            BenchKind::Plugins(b) => b.run(&self.connection).await,
         };
         result.map_err(one_line)
     }

@@ -161,8 +161,26 @@ struct SenderPlan {
     progress: Arc<AtomicU64>,
 }
 
+/// What one produce run measured.
+pub(super) struct ProduceResult {
+    pub acked: u64,
+    pub elapsed: std::time::Duration,
+    pub records_per_sec: f64,
+    pub mb_per_sec: f64,
+    pub latencies: Latencies,
+    pub partitions: u64,
+    pub per_batch: usize,
+}
+
 impl ProduceBench {
     pub(super) async fn run(self, connection: &ConnectionArgs) -> Result<()> {
+        let result = self.measure(connection).await?;
+        self.report(result);
+        Ok(())
+    }
+
+    /// Runs the benchmark and returns what it measured, printing only progress.
+    pub(super) async fn measure(&self, connection: &ConnectionArgs) -> Result<ProduceResult> {
         if self.record_size == 0 {
             bail!("--record-size must be at least 1");
         }
@@ -235,6 +253,27 @@ impl ProduceBench {
         let elapsed = end - start;
         let records_per_sec = per_sec(acked as f64, elapsed);
         let mb_per_sec = per_sec(acked as f64 * self.record_size as f64 / MB, elapsed);
+        Ok(ProduceResult {
+            acked,
+            elapsed,
+            records_per_sec,
+            mb_per_sec,
+            latencies,
+            partitions: partition_count,
+            per_batch,
+        })
+    }
+
+    fn report(&self, result: ProduceResult) {
+        let ProduceResult {
+            acked,
+            elapsed,
+            records_per_sec,
+            mb_per_sec,
+            latencies,
+            partitions: partition_count,
+            per_batch,
+        } = result;
         let (p50, p99, p999) = (
             latencies.quantile_ms(0.50),
             latencies.quantile_ms(0.99),
@@ -273,7 +312,6 @@ impl ProduceBench {
             "p999_ms": round3(p999),
             "max_ms": round3(latencies.max_ms()),
         }));
-        Ok(())
     }
 }
 
