@@ -44,19 +44,26 @@ fn call_refusal(error: CallError) -> Refusal {
     }
 }
 
-fn apply(records: Vec<KafkaRecord>, verdicts: Vec<Verdict>) -> Vec<KafkaRecord> {
-    records
+/// Applies verdicts; returns the records and whether any verdict changed something.
+fn apply(records: Vec<KafkaRecord>, verdicts: Vec<Verdict>) -> (Vec<KafkaRecord>, bool) {
+    let mut changed = false;
+    let kept = records
         .into_iter()
         .zip(verdicts)
         .filter_map(|(original, verdict)| match verdict {
             Verdict::Keep => Some(original),
-            Verdict::Drop => None,
+            Verdict::Drop => {
+                changed = true;
+                None
+            }
             Verdict::Replace(mut replacement) => {
+                changed = true;
                 replacement.offset_delta = original.offset_delta;
                 Some(replacement)
             }
         })
-        .collect()
+        .collect();
+    (kept, changed)
 }
 
 /// Runs a topic's produce interceptors and partitioner over one request's batches for
@@ -80,9 +87,14 @@ pub fn plan_produce(input: &ProduceInput) -> Result<Vec<PlannedBatch>, Refusal> 
             principal: ANONYMOUS.to_string(),
         };
         let mut recs = decoded.records;
+        // Whether the batch must be re-encoded; if nothing changed, the producer's bytes go
+        // to the log as they came.
+        let mut changed = false;
         for interceptor in &input.plugins.produce {
             let verdicts = interceptor.on_produce(&ctx, &recs).map_err(call_refusal)?;
-            recs = apply(recs, verdicts);
+            let (kept, touched) = apply(recs, verdicts);
+            recs = kept;
+            changed |= touched;
         }
         let mut stay = recs;
         if let Some((partitioner, mode)) = &input.plugins.partitioner {
@@ -113,6 +125,7 @@ pub fn plan_produce(input: &ProduceInput) -> Result<Vec<PlannedBatch>, Refusal> 
                             elsewhere.entry(choice as i32).or_default().push(record);
                         }
                     }
+                    changed |= !elsewhere.is_empty();
                     for (partition, mut recs) in elsewhere {
                         for (i, r) in recs.iter_mut().enumerate() {
                             r.offset_delta = i as i32;
@@ -133,9 +146,13 @@ pub fn plan_produce(input: &ProduceInput) -> Result<Vec<PlannedBatch>, Refusal> 
                 }
             }
         }
-        let encoded =
-            records::encode(&header, &stay).map_err(|e| (ResponseError::UnknownServerError, format!("{e:#}")))?;
-        addressed_batches.extend_from_slice(&encoded);
+        if changed {
+            let encoded =
+                records::encode(&header, &stay).map_err(|e| (ResponseError::UnknownServerError, format!("{e:#}")))?;
+            addressed_batches.extend_from_slice(&encoded);
+        } else {
+            addressed_batches.extend_from_slice(raw);
+        }
     }
     let mut planned = vec![PlannedBatch {
         partition: input.addressed,
@@ -182,9 +199,16 @@ pub fn transform_fetched(
             principal: ANONYMOUS.to_string(),
         };
         let mut recs = decoded.records;
+        let mut changed = false;
         for interceptor in &plugins.fetch {
             let verdicts = interceptor.on_fetch(&ctx, &recs).map_err(call_refusal)?;
-            recs = apply(recs, verdicts);
+            let (kept, touched) = apply(recs, verdicts);
+            recs = kept;
+            changed |= touched;
+        }
+        if !changed {
+            out.extend_from_slice(raw);
+            continue;
         }
         let encoded =
             records::encode(&header, &recs).map_err(|e| (ResponseError::UnknownServerError, format!("{e:#}")))?;

@@ -86,20 +86,15 @@ async fn intercept_fetched(broker: &Broker, ctx: &RequestContext, mut response: 
                 ctx.client_id.clone(),
             );
             let index = data.partition_index;
-            let transformed = tokio::task::spawn_blocking(move || {
+            // In place, as on the produce path: the worker is marked as blocking meanwhile.
+            let transformed = tokio::task::block_in_place(|| {
                 intercept::transform_fetched(&plugins, &name, index, count, &client, &stored)
-            })
-            .await;
+            });
             match transformed {
-                Ok(Ok(bytes)) => data.records = Some(bytes),
-                Ok(Err((code, message))) => {
+                Ok(bytes) => data.records = Some(bytes),
+                Err((code, message)) => {
                     tracing::warn!(topic = %topic_image.name, partition = index, %message, "fetch interceptor failed");
                     data.error_code = code.code();
-                    data.records = None;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "fetch interceptor task failed");
-                    data.error_code = ResponseError::UnknownServerError.code();
                     data.records = None;
                 }
             }
