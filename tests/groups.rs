@@ -15,13 +15,12 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{clients_dir, int, kcat_ok, python, run_with_timeout, strom_cli, strom_ok, tail, Broker};
+use common::{clients_dir, int, kcat_ok, pyflink_lib, python, run_with_timeout, strom_cli, strom_ok, tail, Broker};
 use serde_json::{json, Value};
 
 /// Settings of every broker in this file. The admin HTTP API is switched off: its default
@@ -607,25 +606,6 @@ fn two_java_consumers_split_four_partitions() {
     );
 }
 
-/// `pyflink/lib` of the installed shigawire-apache-flink-libraries package, if any (as in
-/// tests/java_client.rs).
-fn pyflink_lib() -> Option<PathBuf> {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import importlib.util as u; s = u.find_spec('pyflink'); \
-             print(list(s.submodule_search_locations)[0] if s else '')",
-        ])
-        .output()
-        .ok()?;
-    let dir = String::from_utf8(out.stdout).ok()?.trim().to_string();
-    if dir.is_empty() {
-        return None;
-    }
-    let lib = PathBuf::from(dir).join("lib");
-    lib.join("kafka-clients.jar").exists().then_some(lib)
-}
-
 /// librdkafka, eager protocol (range): A and B share the topic and read offsets 0..39 of
 /// every partition, committing only below 30. C joins: every member's partitions are revoked
 /// and reassigned (a rebalance: A+B+C own 2+1+1, disjoint), and each partition restarts at its
@@ -1161,7 +1141,7 @@ fn static_member_restart_keeps_its_partitions_without_a_rebalance() {
         a2_owned, a_owned,
         "the restarted static member gets its partitions back"
     );
-    let a2_id = a2.wait_for("A's new member id", Duration::from_secs(10), |ev| member_id(ev));
+    let a2_id = a2.wait_for("A's new member id", Duration::from_secs(10), member_id);
     assert_ne!(a2_id, a_id);
     thread::sleep(Duration::from_millis(1500));
     assert_eq!(

@@ -7,30 +7,11 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{assert_no_mismatches, clients_dir, int, run_with_timeout, tail, Broker};
+use common::{assert_no_mismatches, clients_dir, int, pyflink_lib, run_with_timeout, tail, Broker};
 use serde_json::{json, Value};
-
-/// `pyflink/lib` of the installed shigawire-apache-flink-libraries package, if any.
-fn pyflink_lib() -> Option<PathBuf> {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import importlib.util as u; s = u.find_spec('pyflink'); \
-             print(list(s.submodule_search_locations)[0] if s else '')",
-        ])
-        .output()
-        .ok()?;
-    let dir = String::from_utf8(out.stdout).ok()?.trim().to_string();
-    if dir.is_empty() {
-        return None;
-    }
-    let lib = PathBuf::from(dir).join("lib");
-    lib.join("kafka-clients.jar").exists().then_some(lib)
-}
 
 /// Admin (createTopics with a config, describeTopics, describeConfigs), a producer at its
 /// defaults (idempotent, acks=all) with keyed records, headers (one with a null value) and

@@ -419,3 +419,21 @@ pub fn write_file(path: &Path, s: &str) {
         .and_then(|mut f| f.write_all(s.as_bytes()))
         .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
+
+/// `pyflink/lib` of the installed shigawire-apache-flink-libraries package, if any.
+pub fn pyflink_lib() -> Option<std::path::PathBuf> {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import importlib.util as u; s = u.find_spec('pyflink'); \
+             print(list(s.submodule_search_locations)[0] if s else '')",
+        ])
+        .output()
+        .ok()?;
+    let dir = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    if dir.is_empty() {
+        return None;
+    }
+    let lib = std::path::PathBuf::from(dir).join("lib");
+    lib.join("kafka-clients.jar").exists().then_some(lib)
+}

@@ -49,11 +49,14 @@ struct AttachmentKey {
     limits: Limits,
 }
 
+/// A topic's configs and the plugins resolved from them (None: it attaches none).
+type ResolvedTopic = (BTreeMap<String, String>, Option<Arc<TopicPlugins>>);
+
 pub struct PluginManager {
     runtime: PluginRuntime,
     loaded: Mutex<HashMap<AttachmentKey, Arc<LoadedPlugin>>>,
     /// Per topic: the configs the cached plugins were resolved from.
-    topics: Mutex<HashMap<String, (BTreeMap<String, String>, Option<Arc<TopicPlugins>>)>>,
+    topics: Mutex<HashMap<String, ResolvedTopic>>,
 }
 
 /// An upload refused, with the HTTP status to answer.

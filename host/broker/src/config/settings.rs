@@ -138,7 +138,7 @@ pub fn validate(setting: &Setting, value: &str) -> Result<(), std::string::Strin
             {
                 bad("expected a comma-separated list of NAME@VERSION")
             }
-            ("plugins.memory.bytes.max", v) if v.parse::<i64>().is_ok_and(|n| n < 1 << 16 || n > 1 << 30) => {
+            ("plugins.memory.bytes.max", v) if v.parse::<i64>().is_ok_and(|n| !(1 << 16..=1 << 30).contains(&n)) => {
                 bad("must be between 65536 and 1073741824")
             }
             ("plugins.call.ms.max", v) if v.parse::<i64>().is_ok_and(|n| n < 1) => bad("must be at least 1"),

@@ -91,8 +91,10 @@ pub async fn offset_commit(
 
 /// (topic, partitions or None for all) as asked for in one group of an OffsetFetch.
 type Wanted = Option<Vec<(String, Vec<i32>)>>;
+/// Per topic, each asked-for partition with its committed offset, if any.
+type CommittedByTopic = Vec<(String, Vec<(i32, Option<Committed>)>)>;
 
-fn committed_for(broker: &Broker, group: &str, wanted: Wanted) -> Vec<(String, Vec<(i32, Option<Committed>)>)> {
+fn committed_for(broker: &Broker, group: &str, wanted: Wanted) -> CommittedByTopic {
     match wanted {
         Some(topics) => topics
             .into_iter()
@@ -105,7 +107,7 @@ fn committed_for(broker: &Broker, group: &str, wanted: Wanted) -> Vec<(String, V
             })
             .collect(),
         None => {
-            let mut out: Vec<(String, Vec<(i32, Option<Committed>)>)> = Vec::new();
+            let mut out: CommittedByTopic = Vec::new();
             for (topic, p, c) in broker.coordinator.offsets.all(group) {
                 match out.last_mut() {
                     Some((t, list)) if *t == topic => list.push((p, Some(c))),
