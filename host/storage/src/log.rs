@@ -246,6 +246,20 @@ impl Log {
         self.append_from(records, now_ms, leader_epoch, batch::Origin::Client)
     }
 
+    /// If `records` is a retry of batches already in the log (idempotent producers), the
+    /// offsets they were given; a sequence or epoch error if appending would fail on one.
+    /// Checked without appending anything.
+    pub fn duplicate_of(&self, records: &[u8]) -> Result<Option<(i64, i64)>> {
+        let Some(first) = batch::split_batches(records)?.first().copied() else {
+            return Ok(None);
+        };
+        let header = BatchHeader::parse(first)?;
+        Ok(match self.producers.check(&header)? {
+            SequenceCheck::Duplicate(dup) => Some((dup.first_offset, dup.last_offset)),
+            SequenceCheck::Append => None,
+        })
+    }
+
     /// Like [`append`](Self::append), for batches the broker rewrote (see [`batch::Origin`]).
     pub fn append_from(
         &mut self,

@@ -159,8 +159,7 @@ async fn append(
 
 /// The produce path of a topic with plugins: plan in place, telling the runtime this
 /// worker may block (a plugin may use its whole time budget; handing the work to the
-/// blocking pool instead costs two thread switches per batch), append the addressed partition's batch first (where
-/// duplicates are recognised), then what a routing partitioner sent elsewhere.
+/// blocking pool instead costs two thread switches per batch), and append.
 async fn append_with_plugins(
     broker: &Broker,
     addressed: &Arc<Partition>,
@@ -173,7 +172,18 @@ async fn append_with_plugins(
     let first = batches
         .next()
         .expect("the addressed partition's batch is always planned");
-    if append(addressed, &first.bytes, Origin::Broker, r).await? {
+    // A retry of a batch already appended is answered with its offsets and nothing more.
+    // Otherwise records moved to other partitions go first: if anything fails, the client's
+    // retry re-sends them (duplicates at worst), rather than being acknowledged as a
+    // duplicate of the addressed batch while moved records are missing.
+    let duplicate = addressed
+        .log
+        .read()
+        .duplicate_of(&first.bytes)
+        .map_err(|e| (storage_error_code(&e), e.to_string()))?;
+    if let Some((base_offset, _)) = duplicate {
+        r.base_offset = base_offset;
+        r.log_start_offset = addressed.log.read().log_start_offset();
         return Ok(());
     }
     for planned in batches {
@@ -186,5 +196,6 @@ async fn append_with_plugins(
         let mut ignored = PartitionProduceResponse::default();
         append(&partition, &planned.bytes, Origin::Broker, &mut ignored).await?;
     }
+    append(addressed, &first.bytes, Origin::Broker, r).await?;
     Ok(())
 }
