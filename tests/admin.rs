@@ -98,12 +98,13 @@ fn delete_records_moves_log_start_offset() {
 }
 
 /// Metadata for all topics (AdminClient.list_topics() and Consumer.list_topics() in
-/// librdkafka 2.16, Metadata v12 with an empty topic array) lists every topic.
+/// librdkafka 2.16, Metadata v12 with an empty topic array) lists every topic, including
+/// the internal __consumer_offsets once a group consumer has created it (as Kafka does).
 #[test]
 fn metadata_for_all_topics_lists_every_topic() {
-    let broker = Broker::start();
+    let broker = Broker::start_with(&[("offsets.topic.num.partitions", "1")]);
     let r = python(&broker, "ck_scenarios.py", &["all_topics", &broker.addr()]);
-    let all = json!({"all-a": 1, "all-b": 2, "all-c": 3});
+    let all = json!({"__consumer_offsets": 1, "all-a": 1, "all-b": 2, "all-c": 3});
     assert_eq!(r["admin"], all, "AdminClient.list_topics()");
     assert_eq!(r["consumer"], all, "Consumer.list_topics()");
 }

@@ -626,12 +626,17 @@ def autocreate(bootstrap):
 
 def all_topics(bootstrap):
     """Metadata for all topics (what AdminClient.list_topics() and Consumer.list_topics()
-    ask for) lists exactly the topics that exist."""
+    ask for) lists exactly the topics that exist, internal ones included, as Kafka does."""
     names = ["all-a", "all-b", "all-c"]
     for i, n in enumerate(names):
         create_topic(bootstrap, n, i + 1)
+    # A consumer with a group.id looks up its coordinator, which creates the internal
+    # __consumer_offsets topic, as in Kafka. Make that happen before listing (committed()
+    # needs the coordinator), so the expected listing is exact rather than a race.
+    group_consumer = consumer(bootstrap)
+    group_consumer.committed([TopicPartition("all-a", 0)], timeout=20)
     out = {}
-    for kind, client in (("admin", admin(bootstrap)), ("consumer", consumer(bootstrap))):
+    for kind, client in (("admin", admin(bootstrap)), ("consumer", group_consumer)):
         try:
             md = client.list_topics(timeout=20)
             out[kind] = {t: len(md.topics[t].partitions) for t in sorted(md.topics)}
