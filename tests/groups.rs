@@ -20,7 +20,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{clients_dir, int, kcat_ok, pyflink_lib, python, run_with_timeout, strom_cli, strom_ok, tail, Broker};
+use common::{
+    clients_dir, int, kcat_ok, pyflink_lib, python, run_java, run_with_timeout, strom_cli, strom_ok, tail, Broker,
+};
 use serde_json::{json, Value};
 
 /// Settings of every broker in this file. The admin HTTP API is switched off: its default
@@ -554,26 +556,13 @@ fn two_java_consumers_split_four_partitions() {
         .collect::<Vec<_>>()
         .join(":");
     let broker = broker();
-    let mut cmd = Command::new("java");
-    cmd.arg("-cp")
-        .arg(&cp)
-        .arg(clients_dir().join("GroupsJava.java"))
-        .arg(broker.addr())
-        .arg("java-split")
-        .arg("g-java")
-        .current_dir(broker.scratch_dir());
-    let out = run_with_timeout(&mut cmd, None, Duration::from_secs(150));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "GroupsJava failed with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        tail(&stdout, 10_000),
-        tail(&stderr, 20_000)
+    let r = run_java(
+        &broker,
+        &cp,
+        "GroupsJava.java",
+        &[&broker.addr(), "java-split", "g-java"],
+        Duration::from_secs(150),
     );
-    let last = stdout.lines().rev().find(|l| l.starts_with('{')).expect("JSON line");
-    let r: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"));
     assert_eq!(int(&r, "delivered"), 400, "{r}");
     assert_eq!(int(&r, "events_after_settle"), 0, "{r}");
     let a = set(&ints(&r["A"]["assignment"]));

@@ -7,11 +7,10 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
-use common::{assert_no_mismatches, clients_dir, int, pyflink_lib, run_with_timeout, tail, Broker};
-use serde_json::{json, Value};
+use common::{assert_no_mismatches, int, pyflink_lib, run_java, Broker};
+use serde_json::json;
 
 /// Admin (createTopics with a config, describeTopics, describeConfigs), a producer at its
 /// defaults (idempotent, acks=all) with keyed records, headers (one with a null value) and
@@ -38,24 +37,13 @@ fn java_client_round_trip() {
         .collect::<Vec<_>>()
         .join(":");
     let broker = Broker::start();
-    let mut cmd = Command::new("java");
-    cmd.arg("-cp")
-        .arg(&cp)
-        .arg(clients_dir().join("JavaRoundTrip.java"))
-        .arg(broker.addr())
-        .current_dir(broker.scratch_dir());
-    let out = run_with_timeout(&mut cmd, None, Duration::from_secs(180));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "JavaRoundTrip failed with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        tail(&stdout, 10_000),
-        tail(&stderr, 20_000)
+    let r = run_java(
+        &broker,
+        &cp,
+        "JavaRoundTrip.java",
+        &[&broker.addr()],
+        Duration::from_secs(180),
     );
-    let last = stdout.lines().rev().find(|l| l.starts_with('{')).expect("JSON line");
-    let r: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"));
     assert_eq!(int(&r, "described_partitions"), 3, "{r}");
     assert_eq!(r["retention.ms"], json!("3600000"), "{r}");
     assert_eq!(r["idempotence_default"], json!("true"), "{r}");

@@ -437,3 +437,33 @@ pub fn pyflink_lib() -> Option<std::path::PathBuf> {
     let lib = std::path::PathBuf::from(dir).join("lib");
     lib.join("kafka-clients.jar").exists().then_some(lib)
 }
+
+/// Runs a single-file Java program from tests/clients with `classpath` and `args`, in the
+/// broker's scratch directory; panics with its output unless it succeeds, and returns the
+/// last JSON line it printed.
+pub fn run_java(
+    broker: &Broker,
+    classpath: &str,
+    program: &str,
+    args: &[&str],
+    timeout: std::time::Duration,
+) -> serde_json::Value {
+    let mut cmd = std::process::Command::new("java");
+    cmd.arg("-cp")
+        .arg(classpath)
+        .arg(clients_dir().join(program))
+        .args(args)
+        .current_dir(broker.scratch_dir());
+    let out = run_with_timeout(&mut cmd, None, timeout);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{program} failed with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        tail(&stdout, 10_000),
+        tail(&stderr, 20_000)
+    );
+    let last = stdout.lines().rev().find(|l| l.starts_with('{')).expect("JSON line");
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"))
+}

@@ -50,11 +50,7 @@ pub struct Coordinator {
 impl Coordinator {
     /// `host:port`, with IPv6 literals in brackets.
     pub fn addr(&self) -> String {
-        if self.host.contains(':') && !self.host.starts_with('[') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        crate::metadata::socket_addr(&self.host, self.port)
     }
 }
 

@@ -24,11 +24,16 @@ pub struct BrokerInfo {
 impl BrokerInfo {
     /// `host:port`, with IPv6 literals in brackets so that it parses as a socket address.
     pub fn addr(&self) -> String {
-        if self.host.contains(':') && !self.host.starts_with('[') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        socket_addr(&self.host, self.port)
+    }
+}
+
+/// `host:port`, with IPv6 literals in brackets so that it parses as a socket address.
+pub fn socket_addr(host: &str, port: i32) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 

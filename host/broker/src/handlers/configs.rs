@@ -247,6 +247,25 @@ fn replace_topic_configs(
         .map_err(|e| (ResponseError::KafkaStorageError, format!("{e:#}")))
 }
 
+/// Alters one resource of an AlterConfigs or IncrementalAlterConfigs request: topic
+/// overrides computed by `compute` from the current ones; broker configs are static.
+fn alter_resource(
+    broker: &Broker,
+    resource_type: i8,
+    name: &str,
+    validate_only: bool,
+    compute: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>, Refusal>,
+) -> Result<(), Refusal> {
+    match resource_type {
+        RESOURCE_TOPIC => replace_topic_configs(broker, name, validate_only, compute),
+        RESOURCE_BROKER => Err(broker_refusal(broker, name)),
+        other => Err((
+            ResponseError::InvalidRequest,
+            format!("resource type {other} is not supported"),
+        )),
+    }
+}
+
 fn broker_refusal(broker: &Broker, name: &str) -> Refusal {
     if is_this_broker(broker, name) {
         (
@@ -265,25 +284,18 @@ pub async fn alter(broker: &Broker, _ctx: &RequestContext, request: AlterConfigs
     let mut response = AlterConfigsResponse::default();
     for resource in request.resources {
         let name = resource.resource_name.to_string();
-        let outcome = match resource.resource_type {
-            RESOURCE_TOPIC => replace_topic_configs(broker, &name, request.validate_only, |_| {
-                // AlterConfigs replaces the whole set: anything not named reverts to default.
-                let mut next = BTreeMap::new();
-                for config in &resource.configs {
-                    let value = config.value.as_ref().ok_or((
-                        ResponseError::InvalidConfig,
-                        format!("config {} has a null value", config.name.as_str()),
-                    ))?;
-                    next.insert(config.name.to_string(), value.to_string());
-                }
-                Ok(next)
-            }),
-            RESOURCE_BROKER => Err(broker_refusal(broker, &name)),
-            other => Err((
-                ResponseError::InvalidRequest,
-                format!("resource type {other} is not supported"),
-            )),
-        };
+        let outcome = alter_resource(broker, resource.resource_type, &name, request.validate_only, |_| {
+            // AlterConfigs replaces the whole set: anything not named reverts to default.
+            let mut next = BTreeMap::new();
+            for config in &resource.configs {
+                let value = config.value.as_ref().ok_or((
+                    ResponseError::InvalidConfig,
+                    format!("config {} has a null value", config.name.as_str()),
+                ))?;
+                next.insert(config.name.to_string(), value.to_string());
+            }
+            Ok(next)
+        });
         let mut r = alter_configs_response::AlterConfigsResourceResponse::default();
         r.resource_type = resource.resource_type;
         r.resource_name = resource.resource_name;
@@ -309,16 +321,13 @@ pub async fn incremental_alter(
     let mut response = IncrementalAlterConfigsResponse::default();
     for resource in request.resources {
         let name = resource.resource_name.to_string();
-        let outcome = match resource.resource_type {
-            RESOURCE_TOPIC => replace_topic_configs(broker, &name, request.validate_only, |current| {
-                apply_operations(broker, current, &resource.configs)
-            }),
-            RESOURCE_BROKER => Err(broker_refusal(broker, &name)),
-            other => Err((
-                ResponseError::InvalidRequest,
-                format!("resource type {other} is not supported"),
-            )),
-        };
+        let outcome = alter_resource(
+            broker,
+            resource.resource_type,
+            &name,
+            request.validate_only,
+            |current| apply_operations(broker, current, &resource.configs),
+        );
         let mut r = incremental_alter_configs_response::AlterConfigsResourceResponse::default();
         r.resource_type = resource.resource_type;
         r.resource_name = resource.resource_name;
