@@ -58,6 +58,13 @@ def member(bootstrap, topic, group, name, *opts):
         max_poll_interval_ms=30000,
         request_timeout_ms=30000,
     )
+    # Learn the topic's partitions before joining. Otherwise the first generation can be
+    # assigned nothing (kafka-python's metadata is still empty) and the client rejoins on
+    # the metadata change; kafka-python 3 was seen to stall after that rejoin (no
+    # assignment callback, no heartbeats) under CI load, which is not what these tests test.
+    deadline = time.time() + 30
+    while not c.partitions_for_topic(topic) and time.time() < deadline:
+        time.sleep(0.1)
     c.subscribe([topic], listener=Listener())
     out({"ev": "ready"})
     while True:
