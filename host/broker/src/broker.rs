@@ -13,6 +13,10 @@ use crate::config::BrokerConfig;
 use crate::coordinator::{GroupCoordinator, GroupSettings};
 use crate::handlers;
 use crate::partitions::{PartitionManager, METADATA_DIR};
+use crate::security::acl::{Authorizer, Operation, ResourceType};
+use crate::security::sasl::{SaslExchange, Verifier};
+use crate::security::tls::TlsListener;
+use std::collections::BTreeMap;
 
 /// Compiled plugin components, under `log.dirs`.
 const PLUGIN_CACHE_DIR: &str = "__plugin_cache";
@@ -25,6 +29,9 @@ pub struct Broker {
     pub producer_ids: handlers::init_producer_id::ProducerIdAllocator,
     pub coordinator: GroupCoordinator,
     pub plugins: crate::plugins::PluginManager,
+    pub authorizer: Authorizer,
+    /// TLS state of each SSL and SASL_SSL listener, by listener name.
+    pub tls: BTreeMap<String, Arc<TlsListener>>,
     shutdown: tokio::sync::watch::Sender<bool>,
 }
 
@@ -36,6 +43,8 @@ pub struct RequestContext {
     pub peer: std::net::SocketAddr,
     pub client_id: String,
     pub version: i16,
+    /// `User:alice`, or `User:ANONYMOUS` before (or without) authentication.
+    pub principal: Arc<str>,
 }
 
 impl Broker {
@@ -58,6 +67,12 @@ impl Broker {
         );
         let offset_records = coordinator.offsets.load(&partitions)?;
         let plugins = crate::plugins::PluginManager::new(config.log_dir.join(PLUGIN_CACHE_DIR))?;
+        crate::security::validate_config(&config)?;
+        let mut tls = BTreeMap::new();
+        for listener in config.listeners.iter().filter(|l| l.protocol.uses_tls()) {
+            tls.insert(listener.name.clone(), Arc::new(TlsListener::load(&config, listener)?));
+        }
+        let authorizer = Authorizer::new(&config);
         tracing::info!(
             topics = image.topics().count(),
             partitions = partitions.all().len(),
@@ -73,6 +88,8 @@ impl Broker {
             producer_ids: Default::default(),
             coordinator,
             plugins,
+            authorizer,
+            tls,
             shutdown: tokio::sync::watch::channel(false).0,
         }))
     }
@@ -81,6 +98,43 @@ impl Broker {
     pub fn apply_metadata(&self) -> anyhow::Result<()> {
         self.partitions
             .reconcile(&self.metadata.image(), &self.config, now_ms())
+    }
+
+    /// May the request's principal perform `operation` on the resource? Always true when
+    /// no authorizer is configured.
+    pub fn authorized(&self, ctx: &RequestContext, operation: Operation, resource: ResourceType, name: &str) -> bool {
+        if !self.authorizer.enabled() {
+            return true;
+        }
+        let host = ctx.peer.ip().to_string();
+        self.authorizer
+            .authorize(&self.metadata.image(), &ctx.principal, &host, operation, resource, name)
+    }
+
+    /// Kafka's authorized-operations bit set: bit `op` is set for each of `operations` the
+    /// principal may perform on the resource.
+    pub fn authorized_operations(
+        &self,
+        ctx: &RequestContext,
+        resource: ResourceType,
+        name: &str,
+        operations: &[Operation],
+    ) -> i32 {
+        operations
+            .iter()
+            .filter(|op| self.authorized(ctx, **op, resource, name))
+            .fold(0, |bits, op| bits | (1 << (*op as i8)))
+    }
+
+    /// The SASL mechanisms a listener offers, in configured order.
+    pub fn sasl_mechanisms(&self, listener: &str) -> Vec<String> {
+        crate::security::listener_mechanisms(&self.config, listener)
+    }
+
+    /// Starts the server side of `mechanism`: built in, or from a SASL plugin.
+    pub fn start_sasl(&self, mechanism: &str, verifier: Verifier) -> Result<SaslExchange, String> {
+        SaslExchange::start(mechanism, verifier)
+            .ok_or_else(|| format!("SASL mechanism {mechanism} could not be started"))
     }
 
     /// Tells connections and long-polls to wind down.
@@ -145,13 +199,22 @@ impl Broker {
             ApiKey::OffsetCommit => serve!(OffsetCommitRequest, handlers::offsets::offset_commit),
             ApiKey::OffsetFetch => serve!(OffsetFetchRequest, handlers::offsets::offset_fetch),
             ApiKey::OffsetDelete => serve!(OffsetDeleteRequest, handlers::offsets::offset_delete),
+            ApiKey::CreateAcls => serve!(CreateAclsRequest, handlers::acls::create),
+            ApiKey::DescribeAcls => serve!(DescribeAclsRequest, handlers::acls::describe),
+            ApiKey::DeleteAcls => serve!(DeleteAclsRequest, handlers::acls::delete),
+            ApiKey::DescribeUserScramCredentials => {
+                serve!(DescribeUserScramCredentialsRequest, handlers::scram_users::describe)
+            }
+            ApiKey::AlterUserScramCredentials => {
+                serve!(AlterUserScramCredentialsRequest, handlers::scram_users::alter)
+            }
             other => return Err(FrameError::UnknownApiKey(other as i16)),
         };
         Ok(response)
     }
 }
 
-fn encode<T: Encodable + HeaderVersion>(request: &Request, response: &T) -> Result<Bytes, FrameError> {
+pub fn encode<T: Encodable + HeaderVersion>(request: &Request, response: &T) -> Result<Bytes, FrameError> {
     protocol::encode_response(request.correlation_id, request.version, response).map_err(|e| FrameError::Malformed {
         what: format!("{:?} v{} response", request.api_key, request.version),
         detail: format!("{e:#}"),

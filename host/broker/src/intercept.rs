@@ -14,7 +14,6 @@ use crate::plugins::{PartitionerMode, TopicPlugins};
 use crate::records;
 
 /// Principal of every client until SASL lands.
-pub const ANONYMOUS: &str = "User:ANONYMOUS";
 
 pub type Refusal = (ResponseError, String);
 
@@ -31,6 +30,8 @@ pub struct ProduceInput {
     pub partition_count: u32,
     pub addressed: i32,
     pub client_id: String,
+    /// The authenticated principal plugins see (`User:ANONYMOUS` without authentication).
+    pub principal: String,
     pub records: Bytes,
 }
 
@@ -84,7 +85,7 @@ pub fn plan_produce(input: &ProduceInput) -> Result<Vec<PlannedBatch>, Refusal> 
             base_offset: -1,
             producer_id: header.producer_id,
             client_id: input.client_id.clone(),
-            principal: ANONYMOUS.to_string(),
+            principal: input.principal.clone(),
         };
         let mut recs = decoded.records;
         // Whether the batch must be re-encoded; if nothing changed, the producer's bytes go
@@ -179,6 +180,7 @@ pub fn transform_fetched(
     partition: i32,
     partition_count: u32,
     client_id: &str,
+    principal: &str,
     stored: &Bytes,
 ) -> Result<Bytes, Refusal> {
     let mut out = BytesMut::with_capacity(stored.len());
@@ -196,7 +198,7 @@ pub fn transform_fetched(
             base_offset: header.base_offset,
             producer_id: header.producer_id,
             client_id: client_id.to_string(),
-            principal: ANONYMOUS.to_string(),
+            principal: principal.to_string(),
         };
         let mut recs = decoded.records;
         let mut changed = false;

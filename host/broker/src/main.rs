@@ -17,6 +17,8 @@ mod partitions;
 mod plugins;
 mod protocol;
 mod records;
+mod security;
+mod session;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

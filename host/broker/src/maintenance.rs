@@ -40,6 +40,28 @@ pub fn spawn(broker: Arc<Broker>) {
             }
         }
     });
+    if !broker.tls.is_empty() {
+        let reload_every = Duration::from_millis(broker.config.i64("ssl.reload.interval.ms").max(10) as u64);
+        let broker = Arc::clone(&broker);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(reload_every);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = broker.shutdown_started() => return,
+                }
+                for tls in broker.tls.values() {
+                    match tls.reload_if_changed() {
+                        Ok(false) => {}
+                        Ok(true) => tracing::info!(listener = %tls.listener, "TLS keystore/truststore reloaded"),
+                        Err(e) => {
+                            tracing::error!(listener = %tls.listener, error = format!("{e:#}"), "TLS reload failed; keeping the previous certificates")
+                        }
+                    }
+                }
+            }
+        });
+    }
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(retention_every);
         loop {

@@ -13,13 +13,16 @@ use anyhow::Context;
 use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ApiKey;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 use crate::broker::{Broker, RequestContext};
+use crate::config::listeners::SecurityProtocol;
 use crate::handlers::api_versions;
 use crate::protocol::{self, FrameError};
+use crate::security::tls::principal_from_certificate;
+use crate::session::{Admission, ConnectionAuth};
 
 const SOCKET_BUFFER_BYTES: usize = 64 * 1024;
 
@@ -68,7 +71,7 @@ pub async fn serve(broker: Arc<Broker>, listeners: Vec<(Arc<str>, TcpListener)>,
             Some((stream, peer, listener)) = conn_rx.recv() => {
                 let broker = Arc::clone(&broker);
                 connections.spawn(async move {
-                    if let Err(e) = serve_connection(&broker, stream, peer, listener).await {
+                    if let Err(e) = accept_connection(&broker, stream, peer, listener).await {
                         tracing::debug!(%peer, error = %e, "connection closed");
                     }
                 });
@@ -98,18 +101,70 @@ enum ConnectionError {
     Idle(Duration),
     #[error(transparent)]
     Frame(#[from] FrameError),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("authentication: {0}")]
+    Auth(String),
 }
 
-async fn serve_connection(
+/// Kafka's `connection.failed.authentication.delay.ms`: a failed authentication is answered
+/// after this pause, so a client retrying wrong credentials cannot spin the broker.
+const FAILED_AUTHENTICATION_DELAY: Duration = Duration::from_millis(100);
+
+/// How long a client may take to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sets up one accepted connection: TLS first on SSL and SASL_SSL listeners (a client that
+/// does not speak TLS fails here and only its connection closes), then the request loop.
+async fn accept_connection(
     broker: &Broker,
     stream: TcpStream,
     peer: SocketAddr,
     listener: Arc<str>,
 ) -> Result<(), ConnectionError> {
     stream.set_nodelay(true)?;
+    let protocol = broker
+        .config
+        .listeners
+        .iter()
+        .find(|l| *l.name == *listener)
+        .map(|l| l.protocol)
+        .unwrap_or(SecurityProtocol::Plaintext);
+    if let Some(tls) = broker.tls.get(&*listener) {
+        let accepted = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream))
+            .await
+            .map_err(|_| ConnectionError::Tls("handshake timed out".into()))?
+            .map_err(|e| ConnectionError::Tls(e.to_string()))?;
+        let tls_principal = accepted
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(|cert| principal_from_certificate(cert));
+        let auth = ConnectionAuth::new(protocol, Arc::clone(&listener), tls_principal);
+        let (read_half, write_half) = tokio::io::split(accepted);
+        serve_connection(broker, read_half, write_half, peer, listener, auth).await
+    } else {
+        let auth = ConnectionAuth::new(protocol, Arc::clone(&listener), None);
+        let (read_half, write_half) = stream.into_split();
+        serve_connection(broker, read_half, write_half, peer, listener, auth).await
+    }
+}
+
+async fn serve_connection<R, W>(
+    broker: &Broker,
+    read_half: R,
+    write_half: W,
+    peer: SocketAddr,
+    listener: Arc<str>,
+    mut auth: ConnectionAuth,
+) -> Result<(), ConnectionError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let max_frame = broker.config.i64("socket.request.max.bytes");
     let idle = Duration::from_millis(broker.config.i64("connections.max.idle.ms").max(1) as u64);
-    let (read_half, write_half) = stream.into_split();
     let mut reader = BufReader::with_capacity(SOCKET_BUFFER_BYTES, read_half);
     let mut writer = BufWriter::with_capacity(SOCKET_BUFFER_BYTES, write_half);
     let mut ctx = RequestContext {
@@ -117,6 +172,7 @@ async fn serve_connection(
         peer,
         client_id: String::new(),
         version: 0,
+        principal: Arc::clone(auth.principal()),
     };
     loop {
         if reader.buffer().is_empty() {
@@ -139,6 +195,20 @@ async fn serve_connection(
         tokio::time::timeout(idle, reader.read_exact(&mut frame))
             .await
             .map_err(|_| ConnectionError::Idle(idle))??;
+        if auth.expects_raw_token() {
+            // After a v0 SaslHandshake the client sends bare SASL tokens, not requests.
+            let reply = auth.raw_token(broker, &frame);
+            if reply.close.is_some() {
+                tokio::time::sleep(FAILED_AUTHENTICATION_DELAY).await;
+            }
+            writer.write_all(&reply.bytes).await?;
+            if let Some(reason) = reply.close {
+                writer.flush().await?;
+                return Err(ConnectionError::Auth(reason));
+            }
+            ctx.principal = Arc::clone(auth.principal());
+            continue;
+        }
         let request = match protocol::parse_request(frame.freeze()) {
             Ok(request) => request,
             Err(FrameError::UnsupportedApiVersions {
@@ -159,6 +229,27 @@ async fn serve_connection(
         };
         ctx.client_id.clone_from(&request.client_id);
         ctx.version = request.version;
+        match auth.admit(request.api_key) {
+            Admission::Serve => {}
+            Admission::Sasl => {
+                let reply = auth.handle(broker, &request)?;
+                if reply.close.is_some() {
+                    tokio::time::sleep(FAILED_AUTHENTICATION_DELAY).await;
+                }
+                writer.write_all(&reply.bytes).await?;
+                if let Some(reason) = reply.close {
+                    writer.flush().await?;
+                    return Err(ConnectionError::Auth(reason));
+                }
+                ctx.principal = Arc::clone(auth.principal());
+                continue;
+            }
+            Admission::Close(reason) => {
+                tracing::info!(%peer, client = %ctx.client_id, reason = %reason, "closing connection");
+                writer.flush().await?;
+                return Err(ConnectionError::Auth(reason));
+            }
+        }
         if request.api_key == ApiKey::Fetch {
             // A long-poll may wait: let earlier pipelined responses go out first.
             writer.flush().await?;

@@ -37,6 +37,13 @@ pub fn supported_versions() -> Vec<(ApiKey, i16, i16)> {
         range::<OffsetCommitRequest>(ApiKey::OffsetCommit, 9),
         range::<OffsetFetchRequest>(ApiKey::OffsetFetch, 9),
         range::<OffsetDeleteRequest>(ApiKey::OffsetDelete, 0),
+        range::<SaslHandshakeRequest>(ApiKey::SaslHandshake, 1),
+        range::<SaslAuthenticateRequest>(ApiKey::SaslAuthenticate, 2),
+        range::<CreateAclsRequest>(ApiKey::CreateAcls, 3),
+        range::<DescribeAclsRequest>(ApiKey::DescribeAcls, 3),
+        range::<DeleteAclsRequest>(ApiKey::DeleteAcls, 3),
+        range::<DescribeUserScramCredentialsRequest>(ApiKey::DescribeUserScramCredentials, 0),
+        range::<AlterUserScramCredentialsRequest>(ApiKey::AlterUserScramCredentials, 0),
     ]
 }
 

@@ -21,7 +21,7 @@ use parking_lot::{Mutex, RwLock};
 
 pub use image::{MetadataImage, PluginImage, TopicImage};
 pub use log::{LocalMetadataLog, MetadataLog};
-pub use records::MetadataRecord;
+pub use records::{AclEntry, MetadataRecord, ScramCredential};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataError {

@@ -14,6 +14,14 @@ pub enum SecurityProtocol {
 }
 
 impl SecurityProtocol {
+    pub fn uses_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+
+    pub fn uses_sasl(self) -> bool {
+        matches!(self, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl)
+    }
+
     fn parse(s: &str) -> anyhow::Result<SecurityProtocol> {
         Ok(match s {
             "PLAINTEXT" => SecurityProtocol::Plaintext,
@@ -89,9 +97,6 @@ pub fn parse_listeners(raw: &str, protocols: &BTreeMap<String, SecurityProtocol>
         let protocol = *protocols
             .get(name)
             .with_context(|| format!("listener name {name} is not in listener.security.protocol.map"))?;
-        if protocol != SecurityProtocol::Plaintext {
-            bail!("listener {name} uses {protocol:?}: only PLAINTEXT listeners are supported by this version (TLS and SASL arrive with the security work)");
-        }
         if listeners.iter().any(|l| l.name == name) {
             bail!("listener name {name} appears twice");
         }

@@ -35,6 +35,8 @@ pub struct BrokerConfig {
     pub advertised_listeners: Vec<Listener>,
     pub controller_listener_names: Vec<String>,
     pub log_dir: PathBuf,
+    /// `listener.name.<name>.<setting>` values, by (lowercase listener name, setting).
+    listener_overrides: BTreeMap<(String, &'static str), String>,
 }
 
 impl BrokerConfig {
@@ -70,7 +72,25 @@ impl BrokerConfig {
             .iter()
             .map(|s| (s.name, (s.default.to_string(), Source::Default)))
             .collect();
+        let mut listener_overrides = BTreeMap::new();
         for (name, value, source) in raw {
+            if let Some(rest) = name.strip_prefix("listener.name.") {
+                let (listener, setting_name) = rest
+                    .split_once('.')
+                    .with_context(|| format!("{name:?} is not listener.name.<listener>.<setting>"))?;
+                let Some(setting) = settings::PER_LISTENER
+                    .iter()
+                    .find_map(|n| settings::find(n).filter(|s| s.name == setting_name))
+                else {
+                    bail!(
+                        "{name:?}: {setting_name} cannot be set per listener (these can: {})",
+                        settings::PER_LISTENER.join(", ")
+                    );
+                };
+                settings::validate(setting, &value).map_err(anyhow::Error::msg)?;
+                listener_overrides.insert((listener.to_ascii_lowercase(), setting.name), value);
+                continue;
+            }
             let Some(setting) = settings::find(&name) else {
                 bail!("unknown setting {name:?} (from {source:?}); `strom config defaults` lists every setting");
             };
@@ -106,7 +126,13 @@ impl BrokerConfig {
         if listeners.iter().all(|l| controller_listener_names.contains(&l.name)) {
             bail!("every listener is a controller listener: clients would have nowhere to connect");
         }
+        for (listener, setting) in listener_overrides.keys() {
+            if !listeners.iter().any(|l| l.name.eq_ignore_ascii_case(listener)) {
+                bail!("listener.name.{listener}.{setting} names no listener in listeners");
+            }
+        }
         Ok(BrokerConfig {
+            listener_overrides,
             node_id: get("node.id").parse()?,
             log_dir: PathBuf::from(get("log.dirs").split(',').next().unwrap_or("./data").trim()),
             listeners,
@@ -123,6 +149,15 @@ impl BrokerConfig {
             .get(name)
             .unwrap_or_else(|| panic!("{name} is not a setting"))
             .0
+    }
+
+    /// The value of a per-listener setting for `listener`: its `listener.name.<listener>.`
+    /// override, else the broker-wide value.
+    pub fn listener_get(&self, listener: &str, name: &'static str) -> &str {
+        self.listener_overrides
+            .get(&(listener.to_ascii_lowercase(), name))
+            .map(String::as_str)
+            .unwrap_or_else(|| self.get(name))
     }
 
     pub fn source(&self, name: &str) -> Source {

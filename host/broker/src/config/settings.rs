@@ -48,7 +48,7 @@ pub static SETTINGS: &[Setting] = &[
     s("process.roles", "broker,controller", List, None, "Roles this node plays. A single node is both broker and the one voter of the metadata quorum."),
     s("listeners", "PLAINTEXT://127.0.0.1:9092", List, None, "Comma-separated NAME://host:port the broker binds. An empty host binds every interface. The security protocol of each NAME comes from listener.security.protocol.map."),
     s("advertised.listeners", "", List, None, "NAME://host:port that clients are told in Metadata, per listener. Empty: the same as listeners (an empty or 0.0.0.0 host is advertised as this machine's hostname)."),
-    s("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT", List, None, "Maps each listener name to its security protocol (PLAINTEXT today; SSL and SASL arrive with the security work)."),
+    s("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT", List, None, "Maps each listener name to its security protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."),
     s("inter.broker.listener.name", "PLAINTEXT", String, None, "The listener other brokers use to reach this one."),
     s("controller.listener.names", "CONTROLLER", List, None, "Listeners reserved for the metadata quorum; never advertised to clients. A single node needs none bound."),
     s("log.dirs", "./data", String, None, "Where partition logs and the metadata log live."),
@@ -89,7 +89,42 @@ pub static SETTINGS: &[Setting] = &[
     s("interceptors.fetch", "", List, Some("interceptors.fetch"), "Record interceptor plugins NAME@VERSION run in order on fetched batches; what is stored does not change."),
     s("plugins.call.ms.max", "100", Long, Some("plugins.call.ms.max"), "Time budget of one plugin call; a plugin over budget fails that call."),
     s("plugins.memory.bytes.max", "67108864", Long, Some("plugins.memory.bytes.max"), "Linear memory a plugin instance may grow to (at most 1 GiB)."),
+    s("ssl.keystore.type", "PEM", String, None, "Format of ssl.keystore.location; PEM is the only one supported."),
+    s("ssl.keystore.location", "", String, None, "PEM file with the listener's certificate chain and its unencrypted private key (PKCS#8, RSA or EC), as Kafka's PEM keystore. Required by SSL and SASL_SSL listeners. Per listener: listener.name.<name>.ssl.keystore.location."),
+    s("ssl.truststore.type", "PEM", String, None, "Format of ssl.truststore.location; PEM is the only one supported."),
+    s("ssl.truststore.location", "", String, None, "PEM file of CA certificates that client certificates are verified against (needed when ssl.client.auth is requested or required)."),
+    s("ssl.client.auth", "none", String, None, "none, requested or required: whether TLS clients must present a certificate. A verified certificate's subject becomes the principal (User:CN=...,O=...) unless SASL authenticates."),
+    s("ssl.enabled.protocols", "TLSv1.2,TLSv1.3", List, None, "TLS versions accepted."),
+    s("ssl.reload.interval.ms", "60000", Long, None, "How often the keystore and truststore files are checked; a changed file is loaded for new connections without a restart (certificate rotation)."),
+    s("sasl.enabled.mechanisms", "SCRAM-SHA-256,SCRAM-SHA-512,PLAIN", List, None, "SASL mechanisms offered on SASL listeners: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER, or a mechanism named in sasl.mechanism.plugins. PLAIN checks the password against the user's SCRAM credential. Per listener: listener.name.<name>.sasl.enabled.mechanisms."),
+    s("sasl.mechanism.plugins", "", List, None, "SASL mechanisms provided by WASM plugins, as MECHANISM=NAME@VERSION (a plugin of the sasl-plugin world)."),
+    s("sasl.oauthbearer.unsecured.validation.enable", "false", Boolean, None, "Accept unsigned (alg none) OAUTHBEARER tokens, as Kafka's unsecured validator does; for tests and development only. OAUTHBEARER cannot be enabled without it."),
+    s("sasl.oauthbearer.sub.claim.name", "sub", String, None, "The token claim that names the principal."),
+    s("sasl.oauthbearer.expected.audience", "", List, None, "If not empty, a token's aud claim must contain one of these."),
+    s("sasl.oauthbearer.clock.skew.seconds", "30", Int, None, "Tolerance when checking a token's exp and iat."),
+    s("connections.max.reauth.ms", "0", Long, None, "If positive, SASL sessions expire after this long (KIP-368): clients re-authenticate on the same connection, and a connection that does not is closed at its next request."),
+    s("authorizer.class.name", "", String, None, "Empty: no authorization, every principal may do everything. strom (or Kafka's org.apache.kafka.metadata.authorizer.StandardAuthorizer): ACLs are enforced."),
+    s("super.users", "", String, None, "Principals allowed everything, separated by semicolons: User:admin;User:CN=ops,O=Strom."),
+    s("allow.everyone.if.no.acl.found", "false", Boolean, None, "With ACLs on, allow an operation on a resource that no ACL matches."),
     s("shutdown.timeout.ms", "30000", Long, None, "On SIGTERM, how long to let in-flight requests finish before logs are closed."),
+];
+
+/// Values of `authorizer.class.name` that turn on Strom's ACL authorizer.
+pub const AUTHORIZER_NAMES: &[&str] = &[
+    "strom",
+    "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    "kafka.security.authorizer.AclAuthorizer",
+];
+
+/// Settings that may be set for one listener as `listener.name.<name>.<setting>`.
+pub const PER_LISTENER: &[&str] = &[
+    "ssl.keystore.type",
+    "ssl.keystore.location",
+    "ssl.truststore.type",
+    "ssl.truststore.location",
+    "ssl.client.auth",
+    "ssl.enabled.protocols",
+    "sasl.enabled.mechanisms",
 ];
 
 /// `name@version` with both parts non-empty.
@@ -132,6 +167,28 @@ pub fn validate(setting: &Setting, value: &str) -> Result<(), std::string::Strin
                 bad("expected delete, compact or delete,compact")
             }
             ("partitioner.mode", v) if v != "route" && v != "enforce" => bad("expected route or enforce"),
+            ("ssl.keystore.type" | "ssl.truststore.type", v) if v != "PEM" => bad("only PEM is supported"),
+            ("ssl.client.auth", v) if !matches!(v, "none" | "requested" | "required") => {
+                bad("expected none, requested or required")
+            }
+            ("ssl.enabled.protocols", v)
+                if v.split(',')
+                    .map(str::trim)
+                    .any(|p| !matches!(p, "TLSv1.2" | "TLSv1.3" | "")) =>
+            {
+                bad("expected TLSv1.2 and/or TLSv1.3")
+            }
+            ("authorizer.class.name", v) if !v.is_empty() && !AUTHORIZER_NAMES.contains(&v) => bad(
+                "expected empty (no authorization), strom, or org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            ),
+            ("sasl.mechanism.plugins", v)
+                if v.split(',').map(str::trim).filter(|p| !p.is_empty()).any(|p| {
+                    p.split_once('=')
+                        .is_none_or(|(m, id)| m.trim().is_empty() || !is_plugin_id(id.trim()))
+                }) =>
+            {
+                bad("expected a comma-separated list of MECHANISM=NAME@VERSION")
+            }
             ("partitioner", v) if !v.is_empty() && !is_plugin_id(v) => bad("expected NAME@VERSION"),
             ("interceptors.produce" | "interceptors.fetch", v)
                 if v.split(',').map(str::trim).any(|p| !p.is_empty() && !is_plugin_id(p)) =>

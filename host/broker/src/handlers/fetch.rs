@@ -19,6 +19,7 @@ use super::{leader_epoch_error, storage_error_code};
 use crate::broker::{Broker, RequestContext};
 use crate::intercept;
 use crate::partitions::Partition;
+use crate::security::acl::{Operation, ResourceType};
 
 /// Longest long-poll the broker honours, whatever the client asks.
 const FETCH_WAIT_MS_MAX: i32 = 30_000;
@@ -79,16 +80,17 @@ async fn intercept_fetched(broker: &Broker, ctx: &RequestContext, mut response: 
             let Some(stored) = data.records.clone().filter(|r| !r.is_empty()) else {
                 continue;
             };
-            let (plugins, name, count, client) = (
+            let (plugins, name, count, client, principal) = (
                 Arc::clone(&plugins),
                 topic_image.name.clone(),
                 topic_image.partitions,
                 ctx.client_id.clone(),
+                ctx.principal.to_string(),
             );
             let index = data.partition_index;
             // In place, as on the produce path: the worker is marked as blocking meanwhile.
             let transformed = tokio::task::block_in_place(|| {
-                intercept::transform_fetched(&plugins, &name, index, count, &client, &stored)
+                intercept::transform_fetched(&plugins, &name, index, count, &client, &principal, &stored)
             });
             match transformed {
                 Ok(bytes) => data.records = Some(bytes),
@@ -132,12 +134,20 @@ fn resolve(broker: &Broker, ctx: &RequestContext, request: &FetchRequest) -> Vec
             } else {
                 (Some(topic.topic.0.to_string()), ResponseError::UnknownTopicOrPartition)
             };
+            let may_read = name
+                .as_ref()
+                .is_none_or(|n| broker.authorized(ctx, Operation::Read, ResourceType::Topic, n));
             let partitions = topic
                 .partitions
                 .iter()
                 .map(|p| {
-                    let partition = name.as_ref().and_then(|n| broker.partitions.get(n, p.partition));
-                    let error = if partition.is_none() {
+                    let partition = name
+                        .as_ref()
+                        .filter(|_| may_read)
+                        .and_then(|n| broker.partitions.get(n, p.partition));
+                    let error = if !may_read {
+                        Some(ResponseError::TopicAuthorizationFailed)
+                    } else if partition.is_none() {
                         Some(unknown)
                     } else {
                         leader_epoch_error(p.current_leader_epoch, LEADER_EPOCH)

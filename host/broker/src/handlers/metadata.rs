@@ -10,11 +10,19 @@ use strom_metadata::TopicImage;
 
 use super::{str_bytes, topic_name, topics};
 use crate::broker::{Broker, RequestContext};
+use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 
-/// Bit set of the topic operations a principal may perform, when no ACLs restrict them:
-/// READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
-pub const ALL_TOPIC_OPERATIONS: i32 =
-    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+/// The operations a topic's authorized-operations bit set reports.
+pub const TOPIC_OPERATIONS: &[Operation] = &[
+    Operation::Read,
+    Operation::Write,
+    Operation::Create,
+    Operation::Delete,
+    Operation::Alter,
+    Operation::Describe,
+    Operation::DescribeConfigs,
+    Operation::AlterConfigs,
+];
 /// What Kafka reports when authorized operations were not asked for.
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
@@ -39,18 +47,22 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: MetadataRequ
     // v0-3 cannot say "do not create"; Kafka treats them as allowing it.
     let allow_create =
         (ctx.version < 4 || request.allow_auto_topic_creation) && broker.config.bool("auto.create.topics.enable");
-    let operations = if request.include_topic_authorized_operations {
-        ALL_TOPIC_OPERATIONS
-    } else {
-        OPERATIONS_NOT_REQUESTED
+    let operations = |name: &str| {
+        if request.include_topic_authorized_operations {
+            broker.authorized_operations(ctx, ResourceType::Topic, name, TOPIC_OPERATIONS)
+        } else {
+            OPERATIONS_NOT_REQUESTED
+        }
     };
+    let may = |op, name: &str| broker.authorized(ctx, op, ResourceType::Topic, name);
 
     let image = broker.metadata.image();
     response.cluster_id = Some(str_bytes(image.cluster_id.clone()));
     match requested {
         None => {
-            for topic in image.topics() {
-                response.topics.push(describe(broker, topic, operations));
+            // Topics the principal may not describe are left out, as Kafka does.
+            for topic in image.topics().filter(|t| may(Operation::Describe, &t.name)) {
+                response.topics.push(describe(broker, topic, operations(&topic.name)));
             }
         }
         Some(wanted) => {
@@ -61,10 +73,22 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: MetadataRequ
                     None => image.topic_by_id(&want.topic_id).cloned(),
                 };
                 let entry = match (found, name) {
-                    (Some(topic), _) => describe(broker, &topic, operations),
-                    (None, Some(name)) if allow_create => {
+                    (Some(topic), _) if !may(Operation::Describe, &topic.name) => unknown(
+                        Some(&topic.name),
+                        want.topic_id,
+                        ResponseError::TopicAuthorizationFailed,
+                    ),
+                    (Some(topic), _) => describe(broker, &topic, operations(&topic.name)),
+                    (None, Some(name)) if !may(Operation::Describe, &name) && !may(Operation::Create, &name) => {
+                        unknown(Some(&name), want.topic_id, ResponseError::TopicAuthorizationFailed)
+                    }
+                    (None, Some(name))
+                        if allow_create
+                            && (may(Operation::Create, &name)
+                                || broker.authorized(ctx, Operation::Create, ResourceType::Cluster, CLUSTER_NAME)) =>
+                    {
                         match topics::create_topic(broker, &name, -1, -1, Default::default(), false) {
-                            Ok(topic) => describe(broker, &topic, operations),
+                            Ok(topic) => describe(broker, &topic, operations(&topic.name)),
                             Err((code, message)) => {
                                 tracing::debug!(topic = %name, %message, "auto-creation refused");
                                 unknown(Some(&name), want.topic_id, code)

@@ -1,6 +1,7 @@
 //! One module per API family, each a function from a decoded request to its response.
 //! Kafka error codes are chosen here, at the edge, from the errors of the layers below.
 
+pub mod acls;
 pub mod api_versions;
 pub mod cluster;
 pub mod configs;
@@ -12,6 +13,7 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
+pub mod scram_users;
 pub mod topics;
 
 use kafka_protocol::error::ResponseError;

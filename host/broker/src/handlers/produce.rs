@@ -14,6 +14,7 @@ use crate::config::topic as topic_config;
 use crate::intercept;
 use crate::partitions::Partition;
 use crate::protocol::FrameError;
+use crate::security::acl::{Operation, ResourceType};
 use strom_storage::batch::Origin;
 
 /// The leader epoch of every partition until replication brings leader changes.
@@ -32,6 +33,7 @@ pub async fn handle(
         let name = topic.name.0.to_string();
         let mut topic_response = TopicProduceResponse::default();
         topic_response.name = topic.name.clone();
+        let may_write = broker.authorized(ctx, Operation::Write, ResourceType::Topic, &name);
         for partition_data in topic.partition_data {
             let mut r = PartitionProduceResponse::default();
             r.index = partition_data.index;
@@ -42,6 +44,11 @@ pub async fn handle(
                 Err((
                     ResponseError::InvalidRequiredAcks,
                     format!("acks must be -1, 0 or 1, not {acks}"),
+                ))
+            } else if !may_write {
+                Err((
+                    ResponseError::TopicAuthorizationFailed,
+                    format!("{} may not write to topic {name}", ctx.principal),
                 ))
             } else if name == crate::coordinator::offsets::OFFSETS_TOPIC {
                 Err((
@@ -82,6 +89,7 @@ pub async fn handle(
                                         partition_count: topic_image.partitions,
                                         addressed: partition_data.index,
                                         client_id: ctx.client_id.clone(),
+                                        principal: ctx.principal.to_string(),
                                         records,
                                     };
                                     append_with_plugins(broker, &partition, input, &mut r).await
