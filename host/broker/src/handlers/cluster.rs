@@ -6,8 +6,20 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 
 use super::str_bytes;
 use crate::broker::{Broker, RequestContext};
+use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 
 const ENDPOINT_TYPE_BROKERS: i8 = 1;
+
+/// The operations the cluster's authorized-operations bit set reports.
+const CLUSTER_OPERATIONS: &[Operation] = &[
+    Operation::Create,
+    Operation::ClusterAction,
+    Operation::DescribeConfigs,
+    Operation::AlterConfigs,
+    Operation::IdempotentWrite,
+    Operation::Alter,
+    Operation::Describe,
+];
 
 pub async fn describe(
     broker: &Broker,
@@ -23,10 +35,13 @@ pub async fn describe(
     }
     response.cluster_id = str_bytes(broker.metadata.image().cluster_id.clone());
     response.controller_id = BrokerId(broker.config.node_id);
+    if !broker.authorized(ctx, Operation::Describe, ResourceType::Cluster, CLUSTER_NAME) {
+        response.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        response.error_message = Some(str_bytes(format!("{} may not describe the cluster", ctx.principal)));
+        return response;
+    }
     response.cluster_authorized_operations = if request.include_cluster_authorized_operations {
-        // Without ACLs every cluster operation is allowed: CREATE, CLUSTER_ACTION,
-        // DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE, ALTER, DESCRIBE.
-        (1 << 5) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 7) | (1 << 8)
+        broker.authorized_operations(ctx, ResourceType::Cluster, CLUSTER_NAME, CLUSTER_OPERATIONS)
     } else {
         i32::MIN
     };

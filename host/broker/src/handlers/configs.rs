@@ -14,6 +14,7 @@ use strom_metadata::MetadataRecord;
 use super::str_bytes;
 use crate::broker::{Broker, RequestContext};
 use crate::config::{settings, topic as topic_config, Kind, Source};
+use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
@@ -144,6 +145,9 @@ pub async fn describe(
         result.resource_name = resource.resource_name.clone();
         let name = resource.resource_name.to_string();
         let entries = match resource.resource_type {
+            _ if !may_configure(broker, ctx, resource.resource_type, &name, Operation::DescribeConfigs) => {
+                Err(config_denied(resource.resource_type, &name, ctx))
+            }
             RESOURCE_TOPIC => match image.topic(&name) {
                 Some(topic) => Ok(topic_entries(broker, &topic.configs)),
                 None => Err((
@@ -280,22 +284,26 @@ fn broker_refusal(broker: &Broker, name: &str) -> Refusal {
     }
 }
 
-pub async fn alter(broker: &Broker, _ctx: &RequestContext, request: AlterConfigsRequest) -> AlterConfigsResponse {
+pub async fn alter(broker: &Broker, ctx: &RequestContext, request: AlterConfigsRequest) -> AlterConfigsResponse {
     let mut response = AlterConfigsResponse::default();
     for resource in request.resources {
         let name = resource.resource_name.to_string();
-        let outcome = alter_resource(broker, resource.resource_type, &name, request.validate_only, |_| {
-            // AlterConfigs replaces the whole set: anything not named reverts to default.
-            let mut next = BTreeMap::new();
-            for config in &resource.configs {
-                let value = config.value.as_ref().ok_or((
-                    ResponseError::InvalidConfig,
-                    format!("config {} has a null value", config.name.as_str()),
-                ))?;
-                next.insert(config.name.to_string(), value.to_string());
-            }
-            Ok(next)
-        });
+        let outcome = if !may_configure(broker, ctx, resource.resource_type, &name, Operation::AlterConfigs) {
+            Err(config_denied(resource.resource_type, &name, ctx))
+        } else {
+            alter_resource(broker, resource.resource_type, &name, request.validate_only, |_| {
+                // AlterConfigs replaces the whole set: anything not named reverts to default.
+                let mut next = BTreeMap::new();
+                for config in &resource.configs {
+                    let value = config.value.as_ref().ok_or((
+                        ResponseError::InvalidConfig,
+                        format!("config {} has a null value", config.name.as_str()),
+                    ))?;
+                    next.insert(config.name.to_string(), value.to_string());
+                }
+                Ok(next)
+            })
+        };
         let mut r = alter_configs_response::AlterConfigsResourceResponse::default();
         r.resource_type = resource.resource_type;
         r.resource_name = resource.resource_name;
@@ -308,6 +316,29 @@ pub async fn alter(broker: &Broker, _ctx: &RequestContext, request: AlterConfigs
     response
 }
 
+/// Topic configs are checked on the topic; broker configs on the cluster, as Kafka does.
+fn may_configure(broker: &Broker, ctx: &RequestContext, resource_type: i8, name: &str, op: Operation) -> bool {
+    if resource_type == RESOURCE_TOPIC {
+        broker.authorized(ctx, op, ResourceType::Topic, name)
+    } else {
+        broker.authorized(ctx, op, ResourceType::Cluster, CLUSTER_NAME)
+    }
+}
+
+fn config_denied(resource_type: i8, name: &str, ctx: &RequestContext) -> (ResponseError, String) {
+    if resource_type == RESOURCE_TOPIC {
+        (
+            ResponseError::TopicAuthorizationFailed,
+            format!("{} may not access the configs of topic {name}", ctx.principal),
+        )
+    } else {
+        (
+            ResponseError::ClusterAuthorizationFailed,
+            format!("{} may not access broker configs", ctx.principal),
+        )
+    }
+}
+
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
@@ -315,19 +346,23 @@ const OP_SUBTRACT: i8 = 3;
 
 pub async fn incremental_alter(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let mut response = IncrementalAlterConfigsResponse::default();
     for resource in request.resources {
         let name = resource.resource_name.to_string();
-        let outcome = alter_resource(
-            broker,
-            resource.resource_type,
-            &name,
-            request.validate_only,
-            |current| apply_operations(broker, current, &resource.configs),
-        );
+        let outcome = if !may_configure(broker, ctx, resource.resource_type, &name, Operation::AlterConfigs) {
+            Err(config_denied(resource.resource_type, &name, ctx))
+        } else {
+            alter_resource(
+                broker,
+                resource.resource_type,
+                &name,
+                request.validate_only,
+                |current| apply_operations(broker, current, &resource.configs),
+            )
+        };
         let mut r = incremental_alter_configs_response::AlterConfigsResourceResponse::default();
         r.resource_type = resource.resource_type;
         r.resource_name = resource.resource_name;

@@ -16,10 +16,11 @@ use super::{str_bytes, topics};
 use crate::broker::{Broker, RequestContext};
 use crate::coordinator::offsets::OFFSETS_TOPIC;
 use crate::coordinator::{JoinRequest, SyncRequest};
+use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 
 const KEY_TYPE_GROUP: i8 = 0;
-/// Bit set of group operations with no ACLs: READ, DELETE, DESCRIBE.
-const ALL_GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+/// The operations a group's authorized-operations bit set reports.
+const GROUP_OPERATIONS: &[Operation] = &[Operation::Read, Operation::Delete, Operation::Describe];
 
 /// Creates `__consumer_offsets` on first use, as Kafka does.
 pub fn ensure_offsets_topic(broker: &Broker) -> Result<(), (ResponseError, String)> {
@@ -69,6 +70,11 @@ pub async fn find_coordinator(
             ))
         } else if key.is_empty() {
             Err((ResponseError::InvalidGroupId, "the group id is empty".to_string()))
+        } else if !broker.authorized(ctx, Operation::Describe, ResourceType::Group, &key) {
+            Err((
+                ResponseError::GroupAuthorizationFailed,
+                format!("{} may not describe group {key}", ctx.principal),
+            ))
         } else {
             ensure_offsets_topic(broker)
         };
@@ -107,6 +113,13 @@ pub async fn find_coordinator(
 type StrBytesKey = kafka_protocol::protocol::StrBytes;
 
 pub async fn join_group(broker: &Broker, ctx: &RequestContext, request: JoinGroupRequest) -> JoinGroupResponse {
+    if !broker.authorized(ctx, Operation::Read, ResourceType::Group, &request.group_id) {
+        let mut response = JoinGroupResponse::default();
+        response.error_code = ResponseError::GroupAuthorizationFailed.code();
+        response.generation_id = -1;
+        response.protocol_name = (ctx.version < 7).then(|| str_bytes(""));
+        return response;
+    }
     let outcome = broker
         .coordinator
         .join(JoinRequest {
@@ -158,6 +171,11 @@ pub async fn join_group(broker: &Broker, ctx: &RequestContext, request: JoinGrou
 }
 
 pub async fn sync_group(broker: &Broker, ctx: &RequestContext, request: SyncGroupRequest) -> SyncGroupResponse {
+    if !broker.authorized(ctx, Operation::Read, ResourceType::Group, &request.group_id) {
+        let mut response = SyncGroupResponse::default();
+        response.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return response;
+    }
     let outcome = broker
         .coordinator
         .sync(SyncRequest {
@@ -184,8 +202,12 @@ pub async fn sync_group(broker: &Broker, ctx: &RequestContext, request: SyncGrou
     response
 }
 
-pub async fn heartbeat(broker: &Broker, _ctx: &RequestContext, request: HeartbeatRequest) -> HeartbeatResponse {
+pub async fn heartbeat(broker: &Broker, ctx: &RequestContext, request: HeartbeatRequest) -> HeartbeatResponse {
     let mut response = HeartbeatResponse::default();
+    if !broker.authorized(ctx, Operation::Read, ResourceType::Group, &request.group_id) {
+        response.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return response;
+    }
     let error = broker.coordinator.heartbeat(
         &request.group_id.0,
         request.generation_id,
@@ -212,6 +234,10 @@ pub async fn leave_group(broker: &Broker, ctx: &RequestContext, request: LeaveGr
         vec![(request.member_id.to_string(), None)]
     };
     let mut response = LeaveGroupResponse::default();
+    if !broker.authorized(ctx, Operation::Read, ResourceType::Group, &request.group_id) {
+        response.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return response;
+    }
     match broker.coordinator.leave(&request.group_id.0, &members) {
         Err(e) => response.error_code = e.code(),
         Ok(results) if ctx.version >= 3 => {
@@ -242,10 +268,15 @@ pub async fn describe_groups(
         let mut g = DescribedGroup::default();
         g.group_id = group_id.clone();
         g.authorized_operations = if request.include_authorized_operations {
-            ALL_GROUP_OPERATIONS
+            broker.authorized_operations(ctx, ResourceType::Group, &group_id, GROUP_OPERATIONS)
         } else {
             i32::MIN
         };
+        if !broker.authorized(ctx, Operation::Describe, ResourceType::Group, &group_id) {
+            g.error_code = ResponseError::GroupAuthorizationFailed.code();
+            response.groups.push(g);
+            continue;
+        }
         match broker.coordinator.describe(&group_id.0) {
             Some(description) => {
                 g.group_state = str_bytes(description.state);
@@ -280,7 +311,12 @@ pub async fn list_groups(broker: &Broker, ctx: &RequestContext, request: ListGro
     let states: Vec<String> = request.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: Vec<String> = request.types_filter.iter().map(|s| s.to_lowercase()).collect();
     let mut response = ListGroupsResponse::default();
+    // Without DESCRIBE on the cluster, a principal sees only the groups it may describe.
+    let sees_all = broker.authorized(ctx, Operation::Describe, ResourceType::Cluster, CLUSTER_NAME);
     for (id, protocol_type, state) in broker.coordinator.list() {
+        if !sees_all && !broker.authorized(ctx, Operation::Describe, ResourceType::Group, &id) {
+            continue;
+        }
         if !states.is_empty() && !states.contains(&state.to_lowercase()) {
             continue;
         }
@@ -303,14 +339,16 @@ pub async fn list_groups(broker: &Broker, ctx: &RequestContext, request: ListGro
 
 pub async fn delete_groups(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: DeleteGroupsRequest,
 ) -> DeleteGroupsResponse {
     let mut response = DeleteGroupsResponse::default();
     for group_id in request.groups_names {
         let mut r = DeletableGroupResult::default();
         r.group_id = group_id.clone();
-        if let Err(e) = broker.coordinator.delete(&broker.partitions, &group_id.0) {
+        if !broker.authorized(ctx, Operation::Delete, ResourceType::Group, &group_id) {
+            r.error_code = ResponseError::GroupAuthorizationFailed.code();
+        } else if let Err(e) = broker.coordinator.delete(&broker.partitions, &group_id.0) {
             r.error_code = e.code();
         }
         response.results.push(r);

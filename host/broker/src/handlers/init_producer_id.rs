@@ -7,6 +7,7 @@ use parking_lot::Mutex;
 use strom_metadata::MetadataRecord;
 
 use crate::broker::{Broker, RequestContext};
+use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 
 /// Producer ids reserved per metadata record.
 const PRODUCER_ID_BLOCK: i64 = 1000;
@@ -44,6 +45,19 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: InitProducer
     if request.transactional_id.as_ref().is_some_and(|id| !id.0.is_empty()) {
         tracing::warn!(client = %ctx.client_id, "refusing a transactional producer: transactions are not supported yet");
         response.error_code = ResponseError::InvalidRequest.code();
+        return response;
+    }
+    // Kafka (KIP-679): an idempotent producer needs IDEMPOTENT_WRITE on the cluster or
+    // WRITE on some topic.
+    if broker.authorizer.enabled()
+        && !broker.authorized(ctx, Operation::IdempotentWrite, ResourceType::Cluster, CLUSTER_NAME)
+        && !broker
+            .metadata
+            .image()
+            .topics()
+            .any(|t| broker.authorized(ctx, Operation::Write, ResourceType::Topic, &t.name))
+    {
+        response.error_code = ResponseError::ClusterAuthorizationFailed.code();
         return response;
     }
     // Like Kafka, a producer without a transactional id always gets a fresh id (also when

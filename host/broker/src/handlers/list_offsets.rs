@@ -12,6 +12,7 @@ use super::produce::LEADER_EPOCH;
 use super::{leader_epoch_error, storage_error_code};
 use crate::broker::{Broker, RequestContext};
 use crate::partitions::Partition;
+use crate::security::acl::{Operation, ResourceType};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -24,6 +25,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: ListOffsetsR
         let name = topic.name.0.to_string();
         let mut topic_response = ListOffsetsTopicResponse::default();
         topic_response.name = topic.name.clone();
+        let may_describe = broker.authorized(ctx, Operation::Describe, ResourceType::Topic, &name);
         for p in topic.partitions {
             let mut r = ListOffsetsPartitionResponse::default();
             r.partition_index = p.partition_index;
@@ -33,6 +35,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: ListOffsetsR
                 r.leader_epoch = LEADER_EPOCH;
             }
             let outcome = match broker.partitions.get(&name, p.partition_index) {
+                _ if !may_describe => Err(ResponseError::TopicAuthorizationFailed),
                 None => Err(ResponseError::UnknownTopicOrPartition),
                 Some(partition) => {
                     if let Some(error) = leader_epoch_error(p.current_leader_epoch, LEADER_EPOCH) {

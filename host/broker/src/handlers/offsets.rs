@@ -15,6 +15,7 @@ use super::groups::ensure_offsets_topic;
 use super::{str_bytes, topic_name};
 use crate::broker::{now_ms, Broker, RequestContext};
 use crate::coordinator::offsets::Committed;
+use crate::security::acl::{Operation, ResourceType};
 
 /// Kafka's `offset.metadata.max.bytes`.
 const OFFSET_METADATA_BYTES_MAX: usize = 4096;
@@ -25,15 +26,23 @@ pub async fn offset_commit(
     request: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
     let group = request.group_id.0.to_string();
-    let allowed = broker
-        .coordinator
-        .check_commit(
-            &group,
-            request.generation_id_or_member_epoch,
-            &request.member_id,
-            request.group_instance_id.as_deref(),
-        )
-        .and_then(|()| ensure_offsets_topic(broker).map_err(|(code, _)| code));
+    let may_read_group = broker.authorized(ctx, Operation::Read, ResourceType::Group, &group);
+    let allowed = if !may_read_group {
+        Err(ResponseError::GroupAuthorizationFailed)
+    } else {
+        Ok(())
+    };
+    let allowed = allowed.and_then(|()| {
+        broker
+            .coordinator
+            .check_commit(
+                &group,
+                request.generation_id_or_member_epoch,
+                &request.member_id,
+                request.group_instance_id.as_deref(),
+            )
+            .and_then(|()| ensure_offsets_topic(broker).map_err(|(code, _)| code))
+    });
     let image = broker.metadata.image();
     let now = now_ms();
     let mut entries = Vec::new();
@@ -42,10 +51,12 @@ pub async fn offset_commit(
         let name = topic.name.0.to_string();
         let mut t = OffsetCommitResponseTopic::default();
         t.name = topic.name.clone();
+        let may_read_topic = broker.authorized(ctx, Operation::Read, ResourceType::Topic, &name);
         for p in &topic.partitions {
             let metadata = p.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default();
             let error = match &allowed {
                 Err(e) => Some(*e),
+                Ok(()) if !may_read_topic => Some(ResponseError::TopicAuthorizationFailed),
                 Ok(())
                     if !image
                         .topic(&name)
@@ -130,7 +141,15 @@ pub async fn offset_fetch(broker: &Broker, ctx: &RequestContext, request: Offset
             });
             let mut g = OffsetFetchResponseGroup::default();
             g.group_id = group.group_id.clone();
+            if !broker.authorized(ctx, Operation::Describe, ResourceType::Group, &group.group_id) {
+                g.error_code = ResponseError::GroupAuthorizationFailed.code();
+                response.groups.push(g);
+                continue;
+            }
             for (topic, partitions) in committed_for(broker, &group.group_id.0, wanted) {
+                if !broker.authorized(ctx, Operation::Describe, ResourceType::Topic, &topic) {
+                    continue;
+                }
                 let mut t = OffsetFetchResponseTopics::default();
                 t.name = topic_name(&topic);
                 for (index, committed) in partitions {
@@ -147,12 +166,19 @@ pub async fn offset_fetch(broker: &Broker, ctx: &RequestContext, request: Offset
         }
         return response;
     }
+    if !broker.authorized(ctx, Operation::Describe, ResourceType::Group, &request.group_id) {
+        response.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return response;
+    }
     let wanted: Wanted = request.topics.map(|ts| {
         ts.iter()
             .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
             .collect()
     });
     for (topic, partitions) in committed_for(broker, &request.group_id.0, wanted) {
+        if !broker.authorized(ctx, Operation::Describe, ResourceType::Topic, &topic) {
+            continue;
+        }
         let mut t = OffsetFetchResponseTopic::default();
         t.name = topic_name(&topic);
         for (index, committed) in partitions {
@@ -172,11 +198,15 @@ pub async fn offset_fetch(broker: &Broker, ctx: &RequestContext, request: Offset
 
 pub async fn offset_delete(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: OffsetDeleteRequest,
 ) -> OffsetDeleteResponse {
     let group = request.group_id.0.to_string();
     let mut response = OffsetDeleteResponse::default();
+    if !broker.authorized(ctx, Operation::Delete, ResourceType::Group, &group) {
+        response.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return response;
+    }
     if !broker.coordinator.is_known(&group) {
         response.error_code = ResponseError::GroupIdNotFound.code();
         return response;

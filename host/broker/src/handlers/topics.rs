@@ -15,6 +15,7 @@ use super::configs;
 use super::{str_bytes, topic_name, validate_topic_name};
 use crate::broker::{Broker, RequestContext};
 use crate::config::topic as topic_config;
+use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 
 /// Upper bound on partitions per topic: each partition holds open files and memory.
 pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
@@ -128,6 +129,13 @@ pub async fn create_topics(
                 ResponseError::InvalidRequest,
                 format!("topic '{name}' appears more than once in the request"),
             ))
+        } else if !broker.authorized(ctx, Operation::Create, ResourceType::Cluster, CLUSTER_NAME)
+            && !broker.authorized(ctx, Operation::Create, ResourceType::Topic, &name)
+        {
+            Err((
+                ResponseError::TopicAuthorizationFailed,
+                format!("{} may not create topic {name}", ctx.principal),
+            ))
         } else {
             creatable_to_args(broker, &topic).and_then(|(partitions, rf, configs)| {
                 create_topic(broker, &name, partitions, rf, configs, request.validate_only)
@@ -237,6 +245,13 @@ pub async fn delete_topics(
         };
         let code = match found {
             Err(code) => Some((code, "topic does not exist".to_string())),
+            Ok(topic) if !broker.authorized(ctx, Operation::Delete, ResourceType::Topic, &topic.name) => {
+                result.name = Some(topic_name(&topic.name));
+                Some((
+                    ResponseError::TopicAuthorizationFailed,
+                    format!("{} may not delete topic {}", ctx.principal, topic.name),
+                ))
+            }
             Ok(topic) => {
                 result.name = Some(topic_name(&topic.name));
                 result.topic_id = topic.id;
@@ -271,7 +286,7 @@ pub async fn delete_topics(
 
 pub async fn create_partitions(
     broker: &Broker,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let mut response = CreatePartitionsResponse::default();
@@ -281,6 +296,12 @@ pub async fn create_partitions(
         let name = topic.name.0.to_string();
         let mut result = CreatePartitionsTopicResult::default();
         result.name = topic.name.clone();
+        if !broker.authorized(ctx, Operation::Alter, ResourceType::Topic, &name) {
+            result.error_code = ResponseError::TopicAuthorizationFailed.code();
+            result.error_message = Some(str_bytes(format!("{} may not alter topic {name}", ctx.principal)));
+            response.results.push(result);
+            continue;
+        }
         let committed = broker.metadata.submit_with(|image| {
             let current = image.topic(&name).ok_or((
                 ResponseError::UnknownTopicOrPartition,

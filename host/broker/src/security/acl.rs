@@ -60,17 +60,6 @@ impl ResourceType {
             .find(|r| *r as i8 == code)
     }
 
-    pub fn name(self) -> &'static str {
-        match self {
-            ResourceType::Any => "Any",
-            ResourceType::Topic => "Topic",
-            ResourceType::Group => "Group",
-            ResourceType::Cluster => "Cluster",
-            ResourceType::TransactionalId => "TransactionalId",
-            ResourceType::DelegationToken => "DelegationToken",
-            ResourceType::User => "User",
-        }
-    }
 }
 
 impl Operation {
@@ -95,25 +84,6 @@ impl Operation {
         Operation::DescribeTokens,
     ];
 
-    /// Kafka's names, as kafka-acls.sh spells them (`Read`, `DescribeConfigs`, ...).
-    pub fn name(self) -> &'static str {
-        match self {
-            Operation::Any => "Any",
-            Operation::All => "All",
-            Operation::Read => "Read",
-            Operation::Write => "Write",
-            Operation::Create => "Create",
-            Operation::Delete => "Delete",
-            Operation::Alter => "Alter",
-            Operation::Describe => "Describe",
-            Operation::ClusterAction => "ClusterAction",
-            Operation::DescribeConfigs => "DescribeConfigs",
-            Operation::AlterConfigs => "AlterConfigs",
-            Operation::IdempotentWrite => "IdempotentWrite",
-            Operation::CreateTokens => "CreateTokens",
-            Operation::DescribeTokens => "DescribeTokens",
-        }
-    }
 
     /// Operations whose grant also grants this one (Kafka: READ, WRITE, DELETE and ALTER
     /// imply DESCRIBE; ALTER_CONFIGS implies DESCRIBE_CONFIGS).
