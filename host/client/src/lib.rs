@@ -33,6 +33,7 @@ pub mod groups;
 pub mod metadata;
 pub mod partitioner;
 pub mod producer;
+pub mod security;
 
 pub use client::Client;
 pub use connection::Connection;

@@ -1,5 +1,5 @@
 //! The client-side subcommands of the `strom` binary: `topics`, `produce`, `consume`, `bench`,
-//! `groups`, `plugins`.
+//! `groups`, `plugins`, `users`, `acls`.
 //!
 //! Each command is a `clap` type with `pub async fn run(self) -> anyhow::Result<()>`, so the
 //! binary embeds them as it likes; [`ClientCommand`] bundles them all for a
@@ -11,19 +11,23 @@
 //! Errors returned by `run` are flattened into one line (`context: cause: cause`), so they read
 //! the same whether the binary prints them with `{}`, `{:#}` or `{:?}`.
 
+mod acls;
 mod bench;
 mod consume;
 mod groups;
 mod plugins;
 mod produce;
 mod topics;
+mod users;
 
+pub use acls::{AclArgs, AclsAction, AclsCommand};
 pub use bench::{BenchCommand, BenchKind, ConsumeBench, E2eBench, LoopbackBench, ProduceBench};
 pub use consume::{ConsumeCommand, StartOffset};
 pub use groups::{GroupsAction, GroupsCommand, ResetSpec, ResetTarget, TopicSpec};
 pub use plugins::{AdminArgs, PluginsAction, PluginsCommand};
 pub use produce::ProduceCommand;
 pub use topics::{TopicsAction, TopicsCommand};
+pub use users::{UsersAction, UsersCommand};
 
 use anyhow::Result;
 
@@ -68,6 +72,10 @@ pub enum ClientCommand {
     Groups(GroupsCommand),
     /// Upload, list, describe and delete WebAssembly plugins (admin HTTP API).
     Plugins(PluginsCommand),
+    /// Create, list and delete SCRAM users.
+    Users(UsersCommand),
+    /// Add, list and remove ACLs.
+    Acls(AclsCommand),
 }
 
 impl ClientCommand {
@@ -80,6 +88,8 @@ impl ClientCommand {
             ClientCommand::Bench(c) => c.run().await,
             ClientCommand::Groups(c) => c.run().await,
             ClientCommand::Plugins(c) => c.run().await,
+            ClientCommand::Users(c) => c.run().await,
+            ClientCommand::Acls(c) => c.run().await,
         }
     }
 }
