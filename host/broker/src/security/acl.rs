@@ -59,7 +59,6 @@ impl ResourceType {
             .into_iter()
             .find(|r| *r as i8 == code)
     }
-
 }
 
 impl Operation {
@@ -83,7 +82,6 @@ impl Operation {
         Operation::CreateTokens,
         Operation::DescribeTokens,
     ];
-
 
     /// Operations whose grant also grants this one (Kafka: READ, WRITE, DELETE and ALTER
     /// imply DESCRIBE; ALTER_CONFIGS implies DESCRIBE_CONFIGS).
