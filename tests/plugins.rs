@@ -1314,6 +1314,31 @@ fn misbehaving_plugins_fail_only_their_own_topic() {
     for topic in ["loop-long", "bad-loop", "bad-oom"] {
         assert_eq!(s.dump(topic, 1, 0).1, vec![0], "{topic}: nothing stored");
     }
+
+    // The same facts through Prometheus metrics.
+    let (status, body) = s.http("GET", "/metrics", b"");
+    assert_eq!(status, 200);
+    let text = String::from_utf8(body).unwrap();
+    let metric = |line_start: &str| -> i64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(line_start).and_then(|rest| rest.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no metric {line_start} in:\n{text}"))
+    };
+    assert!(
+        metric("strom_plugin_failures_total{plugin=\"bad@1\"}") >= failures,
+        "{text}"
+    );
+    assert_eq!(
+        metric("strom_partition_log_end_offset{topic=\"good\",partition=\"0\"}"),
+        good["acked"].as_i64().unwrap()
+    );
+    assert_eq!(
+        metric("strom_partition_log_end_offset{topic=\"bad-oom\",partition=\"0\"}"),
+        0
+    );
+    assert!(metric("strom_requests_total{api=\"Produce\"}") >= good["sent"].as_i64().unwrap() / 100);
+    assert!(metric("strom_produced_bytes_total") > 0);
+    assert!(metric("strom_connections_opened_total") >= 2);
     let mut broker = s.broker;
     broker.assert_alive();
 }

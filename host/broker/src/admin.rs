@@ -1,5 +1,5 @@
 //! The admin HTTP API (`admin.listener`): plugin upload, listing, inspection and
-//! deletion. JSON in and out; errors are `{"error": "..."}` with a fitting status.
+//! deletion, and Prometheus metrics at `/metrics`. JSON in and out; errors are `{"error": "..."}` with a fitting status.
 
 use std::sync::Arc;
 
@@ -20,6 +20,7 @@ const PLUGIN_BYTES_MAX: usize = 256 << 20;
 
 pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
     let router = Router::new()
+        .route("/metrics", get(metrics))
         .route("/v1/plugins", get(list))
         .route("/v1/plugins/{name}/{version}", get(describe).put(upload).delete(delete))
         .route("/v1/plugins/{name}/{version}/component", get(component))
@@ -29,6 +30,14 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener) {
     if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
         tracing::error!(error = %e, "admin API stopped");
     }
+}
+
+async fn metrics(State(broker): State<Arc<Broker>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::render(&broker),
+    )
+        .into_response()
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {

@@ -32,6 +32,7 @@ pub struct Broker {
     pub authorizer: Authorizer,
     /// TLS state of each SSL and SASL_SSL listener, by listener name.
     pub tls: BTreeMap<String, Arc<TlsListener>>,
+    pub metrics: crate::metrics::Metrics,
     shutdown: tokio::sync::watch::Sender<bool>,
 }
 
@@ -90,6 +91,7 @@ impl Broker {
             plugins,
             authorizer,
             tls,
+            metrics: crate::metrics::Metrics::new(),
             shutdown: tokio::sync::watch::channel(false).0,
         }))
     }
@@ -161,6 +163,7 @@ impl Broker {
                 Some(encode(request, &response)?)
             }};
         }
+        self.metrics.request(request.api_key);
         let response = match request.api_key {
             ApiKey::ApiVersions => serve!(ApiVersionsRequest, handlers::api_versions::handle),
             ApiKey::Metadata => serve!(MetadataRequest, handlers::metadata::handle),

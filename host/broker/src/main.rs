@@ -12,6 +12,7 @@ mod coordinator;
 mod handlers;
 mod intercept;
 mod maintenance;
+mod metrics;
 mod net;
 mod partitions;
 mod plugins;

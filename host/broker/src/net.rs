@@ -71,7 +71,10 @@ pub async fn serve(broker: Arc<Broker>, listeners: Vec<(Arc<str>, TcpListener)>,
             Some((stream, peer, listener)) = conn_rx.recv() => {
                 let broker = Arc::clone(&broker);
                 connections.spawn(async move {
-                    if let Err(e) = accept_connection(&broker, stream, peer, listener).await {
+                    broker.metrics.connection_opened();
+                    let result = accept_connection(&broker, stream, peer, listener).await;
+                    broker.metrics.connection_closed(result.is_err());
+                    if let Err(e) = result {
                         tracing::debug!(%peer, error = %e, "connection closed");
                     }
                 });

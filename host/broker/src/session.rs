@@ -223,6 +223,7 @@ impl ConnectionAuth {
                 }
             },
             Some(Err(reason)) => {
+                broker.metrics.authentication(false);
                 tracing::info!(listener = %self.listener, reason = %reason, "SASL authentication failed");
                 response.error_code = ResponseError::SaslAuthenticationFailed.code();
                 response.error_message = Some(StrBytes::from_string(reason.clone()));
@@ -249,6 +250,7 @@ impl ConnectionAuth {
             Err(reason) => (Vec::new(), Some(reason)),
         };
         if let Some(reason) = &close {
+            broker.metrics.authentication(false);
             tracing::info!(listener = %self.listener, reason = %reason, "SASL authentication failed");
             // Without framing there is no way to say why: Kafka closes the connection.
             return SaslReply {
@@ -268,6 +270,7 @@ impl ConnectionAuth {
     /// Records a successful authentication; returns the session lifetime to report (0: none).
     fn complete(&mut self, broker: &Broker, who: crate::security::sasl::Authenticated) -> Result<i64, String> {
         if self.authentications > 0 && *self.principal != *who.principal {
+            broker.metrics.authentication(false);
             return Err(format!(
                 "re-authentication as {} on a connection authenticated as {} is not allowed",
                 who.principal, self.principal
@@ -282,6 +285,7 @@ impl ConnectionAuth {
         }
         self.expires_at = lifetime_ms.map(|ms| Instant::now() + Duration::from_millis(ms as u64));
         self.authentications += 1;
+        broker.metrics.authentication(true);
         tracing::info!(
             listener = %self.listener,
             principal = %who.principal,

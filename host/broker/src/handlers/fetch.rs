@@ -50,6 +50,7 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: FetchRequest
             || Instant::now() >= deadline
             || broker.is_shutting_down();
         if done {
+            broker.metrics.fetched(bytes);
             return intercept_fetched(broker, ctx, response).await;
         }
         let changed = select_all(signals.iter_mut().map(|s| Box::pin(s.changed())));

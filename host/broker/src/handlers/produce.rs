@@ -35,6 +35,7 @@ pub async fn handle(
         topic_response.name = topic.name.clone();
         let may_write = broker.authorized(ctx, Operation::Write, ResourceType::Topic, &name);
         for partition_data in topic.partition_data {
+            let batch_bytes = partition_data.records.as_ref().map_or(0, |r| r.len());
             let mut r = PartitionProduceResponse::default();
             r.index = partition_data.index;
             r.base_offset = -1;
@@ -106,6 +107,9 @@ pub async fn handle(
                     )),
                 }
             };
+            if outcome.is_ok() {
+                broker.metrics.produced(batch_bytes);
+            }
             if let Err((code, message)) = outcome {
                 tracing::debug!(topic = %name, partition = partition_data.index, client = %ctx.client_id, peer = %ctx.peer, %message, "produce refused");
                 first_failure.get_or_insert_with(|| format!("{name}-{}: {message}", partition_data.index));
