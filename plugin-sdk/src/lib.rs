@@ -18,8 +18,8 @@
 //! ```
 //!
 //! Layout: [`bindings`] holds the code generated from `wit/strom-plugin.wit` (one module per
-//! world; shared types are generated once); [`partitioner`] and [`interceptor`] re-export
-//! what each kind of plugin needs; [`host`] wraps the broker's imports (logging, config);
+//! world; shared types are generated once); [`partitioner`], [`interceptor`] and [`sasl`]
+//! re-export what each kind of plugin needs; [`host`] wraps the broker's imports (logging, config);
 //! [`json`] and [`headers`] are small helpers for common record work.
 
 #[doc(hidden)]
@@ -46,11 +46,24 @@ pub mod bindings {
             default_bindings_module: "strom_plugin_sdk::bindings::interceptor",
         });
     }
+    pub mod sasl {
+        wit_bindgen::generate!({
+            world: "sasl-plugin",
+            path: "../wit",
+            with: {
+                "strom:plugin/host@0.1.0": crate::bindings::partitioner::strom::plugin::host,
+            },
+            pub_export_macro: true,
+            export_macro_name: "export_sasl_mechanism",
+            default_bindings_module: "strom_plugin_sdk::bindings::sasl",
+        });
+    }
 }
 
 pub use bindings::interceptor::export_interceptor;
 pub use bindings::partitioner::export_partitioner;
 pub use bindings::partitioner::strom::plugin::types::{BatchContext, Header, KafkaRecord, PluginError};
+pub use bindings::sasl::export_sasl_mechanism;
 
 /// Kafka error codes a plugin typically refuses with.
 pub mod error_codes {
@@ -86,6 +99,56 @@ pub mod partitioner {
 pub mod interceptor {
     pub use crate::bindings::interceptor::exports::strom::plugin::record_interceptor::{Guest, Verdict};
     pub use crate::{BatchContext, Header, KafkaRecord, PluginError};
+}
+
+/// Everything a SASL mechanism needs: implement [`sasl::Guest`] and call
+/// [`export_sasl_mechanism!`](crate::export_sasl_mechanism).
+///
+/// The broker keeps each connection's session state (the bytes `start` and `step` return)
+/// and hands it back with the client's next message, so a mechanism keeps nothing in
+/// memory between calls:
+///
+/// ```ignore
+/// use strom_plugin_sdk::sasl::{self, Outcome, Principal};
+///
+/// struct Hello;
+///
+/// impl sasl::Guest for Hello {
+///     fn mechanisms() -> Vec<String> {
+///         vec!["X-HELLO".into()]
+///     }
+///     fn start(_mechanism: String, _client_address: String) -> Vec<u8> {
+///         Vec::new()
+///     }
+///     fn step(_state: Vec<u8>, message: Vec<u8>) -> Result<(Vec<u8>, Outcome), String> {
+///         let user = String::from_utf8(message).map_err(|_| "user name is not UTF-8")?;
+///         sasl::lookup(&user, "SCRAM-SHA-256").ok_or("authentication failed")?;
+///         Ok((Vec::new(), Outcome::Authenticated(Principal::user(&user))))
+///     }
+/// }
+///
+/// strom_plugin_sdk::export_sasl_mechanism!(Hello);
+/// ```
+pub mod sasl {
+    pub use crate::bindings::sasl::exports::strom::plugin::sasl_mechanism::{Guest, Outcome, Principal};
+    pub use crate::bindings::sasl::strom::plugin::credentials::ScramCredential;
+
+    /// The user's stored SCRAM credential for `mechanism` ("SCRAM-SHA-256" or
+    /// "SCRAM-SHA-512"), as the broker keeps it; `None` if the user has none.
+    pub fn lookup(user: &str, mechanism: &str) -> Option<ScramCredential> {
+        crate::bindings::sasl::strom::plugin::credentials::lookup(user, mechanism)
+    }
+
+    impl Principal {
+        /// `User:<name>`, with no session lifetime of its own.
+        pub fn user(name: &str) -> Principal {
+            Principal {
+                principal_type: "User".into(),
+                name: name.into(),
+                session_lifetime_ms: None,
+            }
+        }
+    }
 }
 
 /// The broker's imports.

@@ -134,7 +134,25 @@ impl Broker {
     }
 
     /// Starts the server side of `mechanism`: built in, or from a SASL plugin.
+    ///
+    /// A plugin mechanism (`sasl.mechanism.plugins`) is resolved from metadata now, at
+    /// handshake time, so a plugin uploaded after the broker started is used; a missing
+    /// plugin fails this handshake with the reason.
     pub fn start_sasl(&self, mechanism: &str, verifier: Verifier) -> Result<SaslExchange, String> {
+        let provided_by = crate::security::plugin_mechanisms(&self.config)
+            .into_iter()
+            .find(|(m, _)| m == mechanism);
+        if let Some((_, id)) = provided_by {
+            let limits = strom_plugins::Limits {
+                call_ms_max: self.config.i64("plugins.call.ms.max").max(1) as u64,
+                memory_bytes_max: self.config.i64("plugins.memory.bytes.max").max(1 << 16) as usize,
+            };
+            let plugin = self
+                .plugins
+                .sasl(&verifier.image, &id, limits)
+                .map_err(|e| format!("SASL mechanism {mechanism} is provided by plugin {id} (sasl.mechanism.plugins), which is unavailable: {e}"))?;
+            return SaslExchange::start_plugin(mechanism, plugin, verifier);
+        }
         SaslExchange::start(mechanism, verifier)
             .ok_or_else(|| format!("SASL mechanism {mechanism} could not be started"))
     }

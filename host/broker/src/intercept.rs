@@ -13,8 +13,6 @@ use strom_storage::batch::{self, BatchHeader};
 use crate::plugins::{PartitionerMode, TopicPlugins};
 use crate::records;
 
-/// Principal of every client until SASL lands.
-
 pub type Refusal = (ResponseError, String);
 
 /// A batch to append, and to which partition. The first is always the addressed

@@ -144,11 +144,11 @@ async fn accept_connection(
             .peer_certificates()
             .and_then(|chain| chain.first())
             .and_then(|cert| principal_from_certificate(cert));
-        let auth = ConnectionAuth::new(protocol, Arc::clone(&listener), tls_principal);
+        let auth = ConnectionAuth::new(protocol, Arc::clone(&listener), peer, tls_principal);
         let (read_half, write_half) = tokio::io::split(accepted);
         serve_connection(broker, read_half, write_half, peer, listener, auth).await
     } else {
-        let auth = ConnectionAuth::new(protocol, Arc::clone(&listener), None);
+        let auth = ConnectionAuth::new(protocol, Arc::clone(&listener), peer, None);
         let (read_half, write_half) = stream.into_split();
         serve_connection(broker, read_half, write_half, peer, listener, auth).await
     }

@@ -302,6 +302,30 @@ impl PluginManager {
     }
 }
 
+impl PluginManager {
+    /// The SASL plugin `id` (`NAME@VERSION` from `sasl.mechanism.plugins`), loaded once per
+    /// content and limits and shared by every connection that uses it.
+    pub fn sasl(&self, image: &MetadataImage, id: &str, limits: Limits) -> Result<Arc<LoadedPlugin>, String> {
+        let plugin = lookup(image, id, World::Sasl)?;
+        let key = AttachmentKey {
+            id: id.to_string(),
+            sha256: plugin.sha256.clone(),
+            config: BTreeMap::new(),
+            limits,
+        };
+        if let Some(loaded) = self.loaded.lock().get(&key) {
+            return Ok(Arc::clone(loaded));
+        }
+        let loaded = Arc::new(
+            self.runtime
+                .load(id, &plugin.bytes, BTreeMap::new(), limits)
+                .map_err(|e| format!("loading plugin {id}: {e}"))?,
+        );
+        self.loaded.lock().insert(key, Arc::clone(&loaded));
+        Ok(loaded)
+    }
+}
+
 fn lookup<'a>(image: &'a MetadataImage, id: &str, world: World) -> Result<&'a strom_metadata::PluginImage, String> {
     let (name, version) = id
         .split_once('@')

@@ -54,6 +54,8 @@ enum State {
 
 pub struct ConnectionAuth {
     listener: Arc<str>,
+    /// The client's address, as SASL plugins are told.
+    peer: std::net::SocketAddr,
     state: State,
     principal: Arc<str>,
     /// When the SASL session expires (KIP-368); requests after it close the connection.
@@ -63,9 +65,15 @@ pub struct ConnectionAuth {
 
 impl ConnectionAuth {
     /// `tls_principal` is the client certificate's principal, if one was presented.
-    pub fn new(protocol: SecurityProtocol, listener: Arc<str>, tls_principal: Option<String>) -> ConnectionAuth {
+    pub fn new(
+        protocol: SecurityProtocol,
+        listener: Arc<str>,
+        peer: std::net::SocketAddr,
+        tls_principal: Option<String>,
+    ) -> ConnectionAuth {
         ConnectionAuth {
             listener,
+            peer,
             state: if protocol.uses_sasl() {
                 State::AwaitingHandshake
             } else {
@@ -155,6 +163,7 @@ impl ConnectionAuth {
                     None
                 }
                 Err(reason) => {
+                    tracing::warn!(listener = %self.listener, peer = %self.peer, %mechanism, reason = %reason, "SASL handshake failed");
                     response.error_code = ResponseError::UnsupportedSaslMechanism.code();
                     Some(reason)
                 }
@@ -184,6 +193,7 @@ impl ConnectionAuth {
                     clock_skew_ms: config.i64("sasl.oauthbearer.clock.skew.seconds") * 1000,
                 }),
             now_ms: now_ms(),
+            client_address: self.peer.to_string(),
         }
     }
 

@@ -19,6 +19,18 @@ pub mod interceptor {
     });
 }
 
+pub mod sasl {
+    wasmtime::component::bindgen!({
+        world: "sasl-plugin",
+        path: "../../wit",
+        with: {
+            "strom:plugin/host": crate::bindings::partitioner::strom::plugin::host,
+        },
+    });
+}
+
 pub use interceptor::exports::strom::plugin::record_interceptor::Verdict;
 pub use partitioner::strom::plugin::host::Level;
 pub use partitioner::strom::plugin::types::{BatchContext, Header, KafkaRecord, PluginError};
+pub use sasl::exports::strom::plugin::sasl_mechanism::{Outcome as SaslOutcome, Principal as SaslPrincipal};
+pub use sasl::strom::plugin::credentials::ScramCredential;

@@ -12,6 +12,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::bindings::partitioner::strom::plugin::host;
+use crate::bindings::sasl::strom::plugin::credentials;
 use crate::state::State;
 
 /// How often the engine's epoch advances: the granularity of call time budgets.
@@ -46,6 +47,9 @@ impl PluginEngine {
         host::add_to_linker::<State, wasmtime::component::HasSelf<State>>(&mut linker, |state| state)
             .map_err(anyhow::Error::from)
             .context("adding the host interface to the plugin linker")?;
+        credentials::add_to_linker::<State, wasmtime::component::HasSelf<State>>(&mut linker, |state| state)
+            .map_err(anyhow::Error::from)
+            .context("adding the credentials interface to the plugin linker")?;
         if let Some(dir) = &cache_dir {
             std::fs::create_dir_all(dir).with_context(|| format!("creating plugin cache {}", dir.display()))?;
         }

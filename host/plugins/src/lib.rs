@@ -23,9 +23,12 @@ pub mod state;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-pub use bindings::{BatchContext, Header, KafkaRecord, PluginError, Verdict};
+pub use bindings::{
+    BatchContext, Header, KafkaRecord, PluginError, SaslOutcome, SaslPrincipal, ScramCredential, Verdict,
+};
 pub use engine::content_hash;
-pub use plugin::{CallError, Limits, LoadError, LoadedPlugin, World};
+pub use plugin::{CallError, Limits, LoadError, LoadedPlugin, World, SASL_STATE_BYTES_MAX};
+pub use state::CredentialLookup;
 
 /// Compiles, validates and loads plugins.
 pub struct PluginRuntime {

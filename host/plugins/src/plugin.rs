@@ -14,21 +14,30 @@ use wasmtime::{Store, Trap};
 
 use crate::bindings::interceptor::{InterceptorPlugin, InterceptorPluginPre};
 use crate::bindings::partitioner::{PartitionerPlugin, PartitionerPluginPre};
-use crate::bindings::{BatchContext, KafkaRecord, PluginError, Verdict};
+use crate::bindings::sasl::{SaslPlugin, SaslPluginPre};
+use crate::bindings::{BatchContext, KafkaRecord, PluginError, SaslOutcome, Verdict};
 use crate::engine::{PluginEngine, EPOCH_TICK, PLUGIN_MEMORY_BYTES_LIMIT};
-use crate::state::State;
+use crate::state::{CredentialLookup, State};
 
 /// Idle instances kept per loaded plugin.
 const POOL_INSTANCES_MAX: usize = 8;
 
 const PARTITIONER_EXPORT: &str = "strom:plugin/partitioner@0.1.0";
 const INTERCEPTOR_EXPORT: &str = "strom:plugin/record-interceptor@0.1.0";
+const SASL_EXPORT: &str = "strom:plugin/sasl-mechanism@0.1.0";
 
+/// The largest session state a SASL plugin may hand back: the broker keeps it per
+/// connection, so a plugin must not make it grow without bound.
+pub const SASL_STATE_BYTES_MAX: usize = 64 << 10;
+/// Kafka's SASL_AUTHENTICATION_FAILED, the code of a SASL plugin's refusal.
+const SASL_AUTHENTICATION_FAILED: i16 = 58;
 /// The kind of plugin a component is, by the world it exports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum World {
     Partitioner,
     Interceptor,
+    /// The `sasl-plugin` world: server side of SASL mechanisms.
+    Sasl,
 }
 
 impl World {
@@ -36,6 +45,7 @@ impl World {
         match self {
             World::Partitioner => "partitioner",
             World::Interceptor => "record-interceptor",
+            World::Sasl => "sasl-plugin",
         }
     }
 
@@ -43,6 +53,7 @@ impl World {
         match name {
             "partitioner" => Some(World::Partitioner),
             "record-interceptor" => Some(World::Interceptor),
+            "sasl-plugin" => Some(World::Sasl),
             _ => None,
         }
     }
@@ -124,11 +135,13 @@ impl std::error::Error for CallError {}
 enum Pre {
     Partitioner(PartitionerPluginPre<State>),
     Interceptor(InterceptorPluginPre<State>),
+    Sasl(SaslPluginPre<State>),
 }
 
 enum Bound {
     Partitioner(PartitionerPlugin),
     Interceptor(InterceptorPlugin),
+    Sasl(SaslPlugin),
 }
 
 struct Instance {
@@ -160,6 +173,8 @@ pub fn world_of(engine: &PluginEngine, component: &Component) -> Result<World, L
         Ok(World::Partitioner)
     } else if exports.iter().any(|e| e == INTERCEPTOR_EXPORT) {
         Ok(World::Interceptor)
+    } else if exports.iter().any(|e| e == SASL_EXPORT) {
+        Ok(World::Sasl)
     } else {
         Err(LoadError::UnknownWorld(if exports.is_empty() {
             "nothing".into()
@@ -189,6 +204,9 @@ impl LoadedPlugin {
             World::Interceptor => Pre::Interceptor(
                 InterceptorPluginPre::new(instance_pre).map_err(|e| LoadError::UnknownWorld(format!("{e:#}")))?,
             ),
+            World::Sasl => {
+                Pre::Sasl(SaslPluginPre::new(instance_pre).map_err(|e| LoadError::UnknownWorld(format!("{e:#}")))?)
+            }
         };
         let limits = Limits {
             memory_bytes_max: limits.memory_bytes_max.min(PLUGIN_MEMORY_BYTES_LIMIT),
@@ -242,6 +260,7 @@ impl LoadedPlugin {
         let bound = match &self.pre {
             Pre::Partitioner(pre) => pre.instantiate(&mut store).map(Bound::Partitioner),
             Pre::Interceptor(pre) => pre.instantiate(&mut store).map(Bound::Interceptor),
+            Pre::Sasl(pre) => pre.instantiate(&mut store).map(Bound::Sasl),
         };
         match bound {
             Ok(bound) => Ok(Instance { store, bound }),
@@ -325,7 +344,7 @@ impl LoadedPlugin {
                 p.strom_plugin_partitioner()
                     .call_partition(store, topic, partition_count, records)
             }
-            Bound::Interceptor(_) => unreachable!("world checked at load"),
+            _ => unreachable!("world checked at load"),
         })?;
         let partitions = answer.map_err(|e| self.refused(e))?;
         if partitions.len() != records.len() {
@@ -355,12 +374,107 @@ impl LoadedPlugin {
                 i.strom_plugin_record_interceptor().call_on_produce(store, ctx, records)
             }
             Bound::Interceptor(i) => i.strom_plugin_record_interceptor().call_on_fetch(store, ctx, records),
-            Bound::Partitioner(_) => unreachable!("world checked at load"),
+            _ => unreachable!("world checked at load"),
         })?;
         let verdicts = answer.map_err(|e| self.refused(e))?;
         if verdicts.len() != records.len() {
             return Err(self.bad_answer(format!("{} verdicts for {} records", verdicts.len(), records.len())));
         }
         Ok(verdicts)
+    }
+}
+
+/// SASL plugins (the `sasl-plugin` world). The session state is opaque bytes the broker
+/// keeps per connection, so each step may run on any pooled instance, and an instance that
+/// trapped is simply replaced.
+impl LoadedPlugin {
+    fn sasl_world(&self) -> Result<(), CallError> {
+        if self.world == World::Sasl {
+            return Ok(());
+        }
+        Err(CallError::BadAnswer {
+            plugin: self.id.to_string(),
+            message: format!("it is a {} plugin, not a sasl-plugin", self.world.name()),
+        })
+    }
+
+    /// The mechanisms the plugin implements.
+    pub fn sasl_mechanisms(&self) -> Result<Vec<String>, CallError> {
+        self.sasl_world()?;
+        self.with_instance(|store, bound| match bound {
+            Bound::Sasl(s) => s.strom_plugin_sasl_mechanism().call_mechanisms(store),
+            _ => unreachable!("world checked above"),
+        })
+    }
+
+    /// Starts one authentication of `mechanism` for a client at `client_address`; returns
+    /// the session's initial state.
+    pub fn sasl_start(&self, mechanism: &str, client_address: &str) -> Result<Vec<u8>, CallError> {
+        self.sasl_world()?;
+        let state = self.with_instance(|store, bound| match bound {
+            Bound::Sasl(s) => s
+                .strom_plugin_sasl_mechanism()
+                .call_start(store, mechanism, client_address),
+            _ => unreachable!("world checked above"),
+        })?;
+        self.check_sasl_state(&state)?;
+        Ok(state)
+    }
+
+    /// Feeds the client's message to the session in `state`: the next state and either a
+    /// challenge or the authenticated principal. The plugin's `credentials.lookup` import is
+    /// answered by `lookup` during this call only. A refusal (bad credentials) is
+    /// [`CallError::Refused`] with SASL_AUTHENTICATION_FAILED and the plugin's reason.
+    pub fn sasl_step(
+        &self,
+        state: &[u8],
+        client_message: &[u8],
+        lookup: CredentialLookup,
+    ) -> Result<(Vec<u8>, SaslOutcome), CallError> {
+        self.sasl_world()?;
+        let answer = self.with_instance(|store, bound| {
+            let Bound::Sasl(s) = bound else {
+                unreachable!("world checked above")
+            };
+            store.data_mut().credentials = Some(lookup);
+            let result = s
+                .strom_plugin_sasl_mechanism()
+                .call_step(&mut *store, state, client_message);
+            store.data_mut().credentials = None;
+            result
+        })?;
+        let (next, outcome) = answer.map_err(|reason| {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            CallError::Refused {
+                error_code: SASL_AUTHENTICATION_FAILED,
+                message: format!("plugin {}: {reason}", self.id),
+            }
+        })?;
+        self.check_sasl_state(&next)?;
+        if let SaslOutcome::Authenticated(principal) = &outcome {
+            if principal.principal_type.is_empty() || principal.name.is_empty() {
+                return Err(self.bad_answer(format!(
+                    "authenticated principal {:?}:{:?} has an empty type or name",
+                    principal.principal_type, principal.name
+                )));
+            }
+            if principal.principal_type.contains(':') {
+                return Err(self.bad_answer(format!("principal type {:?} contains ':'", principal.principal_type)));
+            }
+            if principal.session_lifetime_ms.is_some_and(|ms| ms < 0) {
+                return Err(self.bad_answer(format!("negative session lifetime {:?}", principal.session_lifetime_ms)));
+            }
+        }
+        Ok((next, outcome))
+    }
+
+    fn check_sasl_state(&self, state: &[u8]) -> Result<(), CallError> {
+        if state.len() > SASL_STATE_BYTES_MAX {
+            return Err(self.bad_answer(format!(
+                "session state of {} bytes (at most {SASL_STATE_BYTES_MAX})",
+                state.len()
+            )));
+        }
+        Ok(())
     }
 }

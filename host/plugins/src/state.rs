@@ -1,5 +1,6 @@
 //! What each plugin instance's store holds: its sandboxed WASI context (no files, no
-//! network, no environment), its memory cap, and its attachment's configuration.
+//! network, no environment), its memory cap, its attachment's configuration, and (during a
+//! SASL step only) the broker's credential lookup.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,6 +9,12 @@ use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::partitioner::strom::plugin::{host, types};
+use crate::bindings::sasl::strom::plugin::credentials;
+use crate::bindings::ScramCredential;
+
+/// How a SASL plugin's `credentials.lookup` import is answered: (user, mechanism) to the
+/// user's stored SCRAM credential for that mechanism.
+pub type CredentialLookup = Arc<dyn Fn(&str, &str) -> Option<ScramCredential> + Send + Sync>;
 
 pub struct State {
     pub plugin: Arc<str>,
@@ -15,6 +22,8 @@ pub struct State {
     pub memory_bytes_max: usize,
     /// Set when the guest tried to grow past `memory_bytes_max`.
     pub out_of_memory: bool,
+    /// Set for the duration of a SASL step; `None` answers every lookup with "no such user".
+    pub credentials: Option<CredentialLookup>,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -26,6 +35,7 @@ impl State {
             config,
             memory_bytes_max,
             out_of_memory: false,
+            credentials: None,
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
         }
@@ -77,5 +87,11 @@ impl host::Host for State {
 
     fn config(&mut self, key: String) -> Option<String> {
         self.config.get(&key).cloned()
+    }
+}
+
+impl credentials::Host for State {
+    fn lookup(&mut self, user: String, mechanism: String) -> Option<ScramCredential> {
+        self.credentials.as_ref().and_then(|lookup| lookup(&user, &mechanism))
     }
 }

@@ -1,6 +1,8 @@
 //! One connection's SASL exchange. Built-in mechanisms come from rsasl: PLAIN (checked
 //! against the user's SCRAM credential), SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER
-//! (unsecured tokens). Mechanisms named in `sasl.mechanism.plugins` run in WASM plugins.
+//! (unsecured tokens). Mechanisms named in `sasl.mechanism.plugins` run in WASM plugins
+//! (the `sasl-plugin` world): the plugin's session state is kept here between steps, and its
+//! `credentials.lookup` import is answered from the metadata image.
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use rsasl::prelude::{Mechname, SASLConfig, SASLServer, Session, SessionError, St
 use rsasl::property::{AuthId, AuthzId, OAuthBearerToken, Password};
 use rsasl::validate::{Validate, ValidationError};
 use strom_metadata::MetadataImage;
+use strom_plugins::{CallError, CredentialLookup, LoadedPlugin, SaslOutcome, ScramCredential};
 
 use super::oauth::{self, OAuthSettings};
 use super::scram::ScramMechanism;
@@ -43,11 +46,27 @@ pub struct Verifier {
     pub image: Arc<MetadataImage>,
     pub oauth: Option<OAuthSettings>,
     pub now_ms: i64,
+    /// The client's `ip:port`, as plugin mechanisms are told.
+    pub client_address: String,
 }
 
 pub struct SaslExchange {
     mechanism: String,
-    session: Session<Outcome>,
+    inner: Inner,
+}
+
+enum Inner {
+    Builtin(Session<Outcome>),
+    Plugin(PluginSession),
+}
+
+/// A mechanism running in a WASM plugin: the plugin, the session state it returned last,
+/// and the image its credential lookups read.
+struct PluginSession {
+    plugin: Arc<LoadedPlugin>,
+    state: Vec<u8>,
+    image: Arc<MetadataImage>,
+    finished: bool,
 }
 
 impl SaslExchange {
@@ -61,16 +80,57 @@ impl SaslExchange {
         let session = SASLServer::<Outcome>::new(config).start_suggested(name).ok()?;
         Some(SaslExchange {
             mechanism: mechanism.to_string(),
-            session,
+            inner: Inner::Builtin(session),
+        })
+    }
+
+    /// Starts `mechanism` in a SASL plugin. `Err` says why it cannot run (the plugin does
+    /// not provide it, or failed to start).
+    pub fn start_plugin(
+        mechanism: &str,
+        plugin: Arc<LoadedPlugin>,
+        verifier: Verifier,
+    ) -> Result<SaslExchange, String> {
+        let (provided, state) = blocking(|| {
+            let provided = plugin.sasl_mechanisms()?;
+            if !provided.iter().any(|m| m == mechanism) {
+                return Ok((provided, Vec::new()));
+            }
+            Ok((provided, plugin.sasl_start(mechanism, &verifier.client_address)?))
+        })
+        .map_err(|e: CallError| {
+            format!(
+                "SASL mechanism {mechanism} could not be started by plugin {}: {e}",
+                plugin.id
+            )
+        })?;
+        if !provided.iter().any(|m| m == mechanism) {
+            return Err(format!(
+                "SASL mechanism {mechanism} is mapped to plugin {} in sasl.mechanism.plugins, but that plugin provides only [{}]",
+                plugin.id,
+                provided.join(", ")
+            ));
+        }
+        Ok(SaslExchange {
+            mechanism: mechanism.to_string(),
+            inner: Inner::Plugin(PluginSession {
+                plugin,
+                state,
+                image: verifier.image,
+                finished: false,
+            }),
         })
     }
 
     /// Feeds the client's message. `Err` is an authentication failure with the reason the
     /// client is told.
     pub fn step(&mut self, client_message: &[u8]) -> Result<Step, String> {
+        let session = match &mut self.inner {
+            Inner::Builtin(session) => session,
+            Inner::Plugin(plugin) => return plugin.step(&self.mechanism, client_message),
+        };
         let mut out = Cursor::new(Vec::new());
-        let state = self
-            .session
+        let state = session
             .step(Some(client_message), &mut out)
             .map_err(|e| describe_failure(&self.mechanism, &e))?;
         let message = out.into_inner();
@@ -79,7 +139,7 @@ impl SaslExchange {
                 if self.mechanism == "OAUTHBEARER" {
                     // rsasl answers a rejected token with an error JSON and waits for the
                     // client's dummy reply; Kafka fails at once with the reason.
-                    return Err(self.session.validation().and_then(|v| v.err()).unwrap_or_else(|| {
+                    return Err(session.validation().and_then(|v| v.err()).unwrap_or_else(|| {
                         format!(
                             "Authentication failed during authentication due to invalid credentials with SASL mechanism OAUTHBEARER: {}",
                             String::from_utf8_lossy(&message)
@@ -88,7 +148,7 @@ impl SaslExchange {
                 }
                 Ok(Step::Challenge(message))
             }
-            State::Finished(_) => match self.session.validation() {
+            State::Finished(_) => match session.validation() {
                 Some(Ok(who)) => Ok(Step::Done {
                     who,
                     final_message: message,
@@ -100,6 +160,65 @@ impl SaslExchange {
                 )),
             },
         }
+    }
+}
+
+impl PluginSession {
+    fn step(&mut self, mechanism: &str, client_message: &[u8]) -> Result<Step, String> {
+        let invalid = || {
+            format!("Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism}")
+        };
+        if self.finished {
+            return Err(format!("{}: the exchange is already complete", invalid()));
+        }
+        let image = Arc::clone(&self.image);
+        let lookup: CredentialLookup = Arc::new(move |user: &str, scram_mechanism: &str| {
+            image.scram_credential(user, scram_mechanism).map(|c| ScramCredential {
+                salt: c.salt.clone(),
+                stored_key: c.stored_key.clone(),
+                server_key: c.server_key.clone(),
+                iterations: c.iterations,
+            })
+        });
+        let plugin = &self.plugin;
+        let answer = blocking(|| plugin.sasl_step(&self.state, client_message, lookup));
+        let (state, outcome) = answer.map_err(|e| match e {
+            // The mechanism's own verdict (bad credentials): its reason is the client's.
+            CallError::Refused { message, .. } => format!("{}: {message}", invalid()),
+            // The plugin broke (trap, time budget, memory cap, bad answer): fail this
+            // authentication only, and say so.
+            other => {
+                tracing::warn!(mechanism, error = %other, "SASL plugin call failed");
+                format!("Authentication failed with SASL mechanism {mechanism}: {other}")
+            }
+        })?;
+        self.state = state;
+        match outcome {
+            SaslOutcome::Challenge(challenge) => Ok(Step::Challenge(challenge)),
+            SaslOutcome::Authenticated(principal) => {
+                self.finished = true;
+                Ok(Step::Done {
+                    who: Authenticated {
+                        principal: format!("{}:{}", principal.principal_type, principal.name),
+                        expires_at_ms: principal
+                            .session_lifetime_ms
+                            .map(|ms| crate::broker::now_ms().saturating_add(ms)),
+                    },
+                    final_message: Vec::new(),
+                })
+            }
+        }
+    }
+}
+
+/// Runs a synchronous plugin call from a connection task without stalling the other tasks
+/// of its runtime worker (as the produce path does).
+fn blocking<R>(call: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(call)
+        }
+        _ => call(),
     }
 }
 

@@ -137,7 +137,7 @@ impl AclArgs {
     /// One ACL per (principal, operation); for `remove`, filters with the same shape.
     fn bindings(&self, for_removal: bool) -> Result<Vec<Acl>> {
         let (resource_type, resource_name) = self.resource(!for_removal)?;
-        let pattern_type = self.pattern(if for_removal { "Literal" } else { "Literal" })?;
+        let pattern_type = self.pattern("Literal")?;
         let operations = self.operations()?;
         let any = names::code(names::OPERATIONS, "Any").expect("Any");
         let operations = if operations.is_empty() && for_removal {
