@@ -326,7 +326,9 @@ fn sha256(path: &str) -> String {
 
 /// The world the broker reports for each shipped plugin.
 fn world_of(file: &str) -> &'static str {
-    if file == artifacts::MURMUR2_PARTITIONER || file == artifacts::JSON_FIELD_PARTITIONER {
+    if file == artifacts::MURMUR2_PARTITIONER {
+        "batch-partitioner"
+    } else if file == artifacts::JSON_FIELD_PARTITIONER {
         "partitioner"
     } else {
         "record-interceptor"
@@ -455,7 +457,7 @@ fn cli_manages_plugins_through_the_admin_api() {
         [
             "murmur2",
             "1",
-            "partitioner",
+            "batch-partitioner",
             &file_size(m2).to_string(),
             "routed(partitioner)"
         ],

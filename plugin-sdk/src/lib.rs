@@ -20,7 +20,8 @@
 //! Layout: [`bindings`] holds the code generated from `wit/strom-plugin.wit` (one module per
 //! world; shared types are generated once); [`partitioner`], [`interceptor`] and [`sasl`]
 //! re-export what each kind of plugin needs; [`host`] wraps the broker's imports (logging, config);
-//! [`json`] and [`headers`] are small helpers for common record work.
+//! [`json`] and [`headers`] are small helpers for common record work; [`batch`] is the fast
+//! form of a partitioner, which reads records in place from the batch's bytes.
 
 #[doc(hidden)]
 pub mod bindings {
@@ -31,6 +32,19 @@ pub mod bindings {
             pub_export_macro: true,
             export_macro_name: "export_partitioner",
             default_bindings_module: "strom_plugin_sdk::bindings::partitioner",
+        });
+    }
+    pub mod batch_partitioner {
+        wit_bindgen::generate!({
+            world: "batch-partitioner-plugin",
+            path: "../wit",
+            with: {
+                "strom:plugin/types@0.1.0": crate::bindings::partitioner::strom::plugin::types,
+                "strom:plugin/host@0.1.0": crate::bindings::partitioner::strom::plugin::host,
+            },
+            pub_export_macro: true,
+            export_macro_name: "export_batch_partitioner_world",
+            default_bindings_module: "strom_plugin_sdk::bindings::batch_partitioner",
         });
     }
     pub mod interceptor {
@@ -64,6 +78,167 @@ pub use bindings::interceptor::export_interceptor;
 pub use bindings::partitioner::export_partitioner;
 pub use bindings::partitioner::strom::plugin::types::{BatchContext, Header, KafkaRecord, PluginError};
 pub use bindings::sasl::export_sasl_mechanism;
+
+/// Partitioners that read records in place from the batch's bytes (the `batch-partitioner`
+/// world): the broker copies the batch into the plugin once, instead of lifting every key,
+/// value and header into its own allocation. Prefer this form for partitioners; the typed
+/// [`partitioner`] form is simpler to read but costs more per record.
+///
+/// ```ignore
+/// use strom_plugin_sdk::batch::{BatchPartitioner, Records};
+/// use strom_plugin_sdk::PluginError;
+///
+/// struct ByKeyLength;
+///
+/// impl BatchPartitioner for ByKeyLength {
+///     fn partition(_topic: &str, count: u32, records: &Records<'_>) -> Result<Vec<u32>, PluginError> {
+///         records.iter().map(|r| Ok(r?.key.map_or(0, |k| k.len() as u32) % count)).collect()
+///     }
+/// }
+///
+/// strom_plugin_sdk::export_batch_partitioner!(ByKeyLength);
+/// ```
+pub mod batch {
+    use crate::PluginError;
+
+    /// Chooses a partition for each record of a batch.
+    pub trait BatchPartitioner {
+        /// One partition index below `partition_count` per record, in order.
+        fn partition(topic: &str, partition_count: u32, records: &Records<'_>) -> Result<Vec<u32>, PluginError>;
+    }
+
+    /// The records of one batch in Kafka's record encoding, decoded lazily.
+    pub struct Records<'a> {
+        bytes: &'a [u8],
+        count: u32,
+    }
+
+    /// One record, borrowing from the batch.
+    #[derive(Debug, Clone, Copy)]
+    pub struct RecordRef<'a> {
+        pub offset_delta: i32,
+        /// Relative to the batch's base timestamp.
+        pub timestamp_delta: i64,
+        pub key: Option<&'a [u8]>,
+        pub value: Option<&'a [u8]>,
+        headers: &'a [u8],
+        header_count: usize,
+    }
+
+    impl<'a> Records<'a> {
+        pub fn new(bytes: &'a [u8], count: u32) -> Records<'a> {
+            Records { bytes, count }
+        }
+
+        /// How many records the batch holds.
+        pub fn len(&self) -> usize {
+            self.count as usize
+        }
+
+        pub fn is_empty(&self) -> bool {
+            self.count == 0
+        }
+
+        /// The records in order; a malformed record ends the iteration with an error.
+        pub fn iter(&self) -> impl Iterator<Item = Result<RecordRef<'a>, PluginError>> + 'a {
+            let mut rest = self.bytes;
+            (0..self.count).map(move |i| {
+                parse_record(&mut rest).ok_or_else(|| PluginError {
+                    error_code: crate::error_codes::CORRUPT_MESSAGE,
+                    message: format!("record {i} of the batch is malformed"),
+                })
+            })
+        }
+    }
+
+    impl<'a> RecordRef<'a> {
+        /// The headers, in order: (key, value).
+        pub fn headers(&self) -> impl Iterator<Item = (&'a str, Option<&'a [u8]>)> + 'a {
+            let mut rest = self.headers;
+            (0..self.header_count).map_while(move |_| {
+                let key = bytes_field(&mut rest)??;
+                let value = bytes_field(&mut rest)?;
+                Some((std::str::from_utf8(key).ok()?, value))
+            })
+        }
+    }
+
+    fn parse_record<'a>(buf: &mut &'a [u8]) -> Option<RecordRef<'a>> {
+        let length = varint(buf)?;
+        if length < 1 || buf.len() < length as usize {
+            return None;
+        }
+        let (mut r, rest) = buf.split_at(length as usize);
+        *buf = rest;
+        r = &r[1..];
+        let timestamp_delta = varint(&mut r)?;
+        let offset_delta = varint(&mut r)? as i32;
+        let key = bytes_field(&mut r)?;
+        let value = bytes_field(&mut r)?;
+        let header_count = varint(&mut r)?.max(0) as usize;
+        Some(RecordRef {
+            offset_delta,
+            timestamp_delta,
+            key,
+            value,
+            headers: r,
+            header_count,
+        })
+    }
+
+    fn varint(buf: &mut &[u8]) -> Option<i64> {
+        let mut value: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = buf.split_first()?;
+            *buf = rest;
+            value |= ((byte & 0x7f) as u64) << shift;
+            if byte & 0x80 == 0 {
+                return Some(((value >> 1) as i64) ^ -((value & 1) as i64));
+            }
+        }
+        None
+    }
+
+    /// `Some(None)` is a null field; `None` a malformed one.
+    fn bytes_field<'a>(buf: &mut &'a [u8]) -> Option<Option<&'a [u8]>> {
+        let len = varint(buf)?;
+        if len < 0 {
+            return Some(None);
+        }
+        if buf.len() < len as usize {
+            return None;
+        }
+        let (field, rest) = buf.split_at(len as usize);
+        *buf = rest;
+        Some(Some(field))
+    }
+}
+
+/// Exports a [`batch::BatchPartitioner`] as the plugin's `batch-partitioner` world.
+#[macro_export]
+macro_rules! export_batch_partitioner {
+    ($t:ty) => {
+        #[doc(hidden)]
+        pub struct __StromBatchPartitionerExport;
+        impl $crate::bindings::batch_partitioner::exports::strom::plugin::batch_partitioner::Guest
+            for __StromBatchPartitionerExport
+        {
+            fn partition_batch(
+                topic: String,
+                partition_count: u32,
+                records: Vec<u8>,
+                count: u32,
+            ) -> Result<Vec<u32>, $crate::PluginError> {
+                <$t as $crate::batch::BatchPartitioner>::partition(
+                    &topic,
+                    partition_count,
+                    &$crate::batch::Records::new(&records, count),
+                )
+            }
+        }
+        $crate::bindings::batch_partitioner::export_batch_partitioner_world!(__StromBatchPartitionerExport);
+    };
+}
 
 /// Kafka error codes a plugin typically refuses with.
 pub mod error_codes {

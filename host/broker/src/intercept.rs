@@ -74,32 +74,74 @@ pub fn plan_produce(input: &ProduceInput) -> Result<Vec<PlannedBatch>, Refusal> 
     for raw in batch::split_batches(&input.records).map_err(corrupt)? {
         // The client's batch is checked before anything looks inside it.
         batch::validate(raw).map_err(corrupt)?;
-        let decoded = records::decode(raw).map_err(|e| (ResponseError::CorruptMessage, format!("{e:#}")))?;
-        let header = decoded.header;
-        let ctx = BatchContext {
-            topic: input.topic.clone(),
-            partition: input.addressed,
-            partition_count: input.partition_count,
-            base_offset: -1,
-            producer_id: header.producer_id,
-            client_id: input.client_id.clone(),
-            principal: input.principal.clone(),
+        let header = BatchHeader::parse(raw).map_err(corrupt)?;
+        let decode = || {
+            records::decode(raw)
+                .map(|d| d.records)
+                .map_err(|e| (ResponseError::CorruptMessage, format!("{e:#}")))
         };
-        let mut recs = decoded.records;
+        // Typed records, decoded only if an interceptor or a move needs them: a topic with
+        // only a partitioner hands it the batch's bytes and, when every record stays,
+        // appends the producer's batch untouched.
+        let mut typed: Option<Vec<KafkaRecord>> = None;
         // Whether the batch must be re-encoded; if nothing changed, the producer's bytes go
         // to the log as they came.
         let mut changed = false;
-        for interceptor in &input.plugins.produce {
-            let verdicts = interceptor.on_produce(&ctx, &recs).map_err(call_refusal)?;
-            let (kept, touched) = apply(recs, verdicts);
-            recs = kept;
-            changed |= touched;
+        if !input.plugins.produce.is_empty() {
+            let ctx = BatchContext {
+                topic: input.topic.clone(),
+                partition: input.addressed,
+                partition_count: input.partition_count,
+                base_offset: -1,
+                producer_id: header.producer_id,
+                client_id: input.client_id.clone(),
+                principal: input.principal.clone(),
+            };
+            let mut recs = decode()?;
+            for interceptor in &input.plugins.produce {
+                let verdicts = interceptor.on_produce(&ctx, &recs).map_err(call_refusal)?;
+                let (kept, touched) = apply(recs, verdicts);
+                recs = kept;
+                changed |= touched;
+            }
+            typed = Some(recs);
         }
+        let choices = match (&input.plugins.partitioner, &typed) {
+            (None, _) => None,
+            (Some((partitioner, _)), Some(recs)) => Some(
+                partitioner
+                    .partition(&input.topic, input.partition_count, recs)
+                    .map_err(call_refusal)?,
+            ),
+            (Some((partitioner, _)), None) => {
+                let section = records::records_section(raw, &header)
+                    .map_err(|e| (ResponseError::CorruptMessage, format!("{e:#}")))?;
+                Some(
+                    partitioner
+                        .partition_encoded(
+                            &input.topic,
+                            input.partition_count,
+                            &section,
+                            header.records_count.max(0) as usize,
+                            header.base_timestamp,
+                        )
+                        .map_err(call_refusal)?,
+                )
+            }
+        };
+        let stays_whole = choices
+            .as_ref()
+            .is_none_or(|c| c.iter().all(|&p| p as i32 == input.addressed));
+        if stays_whole && !changed {
+            addressed_batches.extend_from_slice(raw);
+            continue;
+        }
+        let recs = match typed {
+            Some(recs) => recs,
+            None => decode()?,
+        };
         let mut stay = recs;
-        if let Some((partitioner, mode)) = &input.plugins.partitioner {
-            let choices = partitioner
-                .partition(&input.topic, input.partition_count, &stay)
-                .map_err(call_refusal)?;
+        if let (Some((partitioner, mode)), Some(choices)) = (&input.plugins.partitioner, choices) {
             match mode {
                 PartitionerMode::Enforce => {
                     if let Some((record, choice)) =

@@ -41,6 +41,32 @@ pub fn decode(batch: &[u8]) -> anyhow::Result<DecodedBatch> {
     Ok(DecodedBatch { header, records })
 }
 
+/// The batch's records in Kafka's record encoding, decompressed: borrowed from the batch
+/// when it is not compressed.
+pub fn records_section<'a>(batch: &'a [u8], header: &BatchHeader) -> anyhow::Result<std::borrow::Cow<'a, [u8]>> {
+    if batch.len() < header.total_bytes() {
+        bail!(
+            "batch of {} bytes is truncated to {}",
+            header.total_bytes(),
+            batch.len()
+        );
+    }
+    let section = &batch[HEADER_BYTES..header.total_bytes()];
+    if header.compression() == 0 {
+        return Ok(std::borrow::Cow::Borrowed(section));
+    }
+    let mut body = Bytes::copy_from_slice(section);
+    let take = |b: &mut Bytes| -> anyhow::Result<Vec<u8>> { Ok(b.copy_to_bytes(b.remaining()).to_vec()) };
+    let plain = match header.compression() {
+        1 => Gzip::decompress(&mut body, take)?,
+        2 => Snappy::decompress(&mut body, take)?,
+        3 => Lz4::decompress(&mut body, take)?,
+        4 => Zstd::decompress(&mut body, take)?,
+        other => bail!("unknown compression codec {other}"),
+    };
+    Ok(std::borrow::Cow::Owned(plain))
+}
+
 fn parse_records(buf: &mut Bytes, count: usize, header: &BatchHeader) -> anyhow::Result<Vec<KafkaRecord>> {
     let mut records = Vec::with_capacity(count);
     for i in 0..count {

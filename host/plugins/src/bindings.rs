@@ -8,6 +8,17 @@ pub mod partitioner {
     });
 }
 
+pub mod batch_partitioner {
+    wasmtime::component::bindgen!({
+        world: "batch-partitioner-plugin",
+        path: "../../wit",
+        with: {
+            "strom:plugin/types": crate::bindings::partitioner::strom::plugin::types,
+            "strom:plugin/host": crate::bindings::partitioner::strom::plugin::host,
+        },
+    });
+}
+
 pub mod interceptor {
     wasmtime::component::bindgen!({
         world: "interceptor-plugin",

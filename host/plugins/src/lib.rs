@@ -16,6 +16,7 @@ pub mod artifacts {
     include!(concat!(env!("OUT_DIR"), "/artifacts.rs"));
 }
 pub mod bindings;
+pub mod codec;
 pub mod engine;
 pub mod plugin;
 pub mod state;

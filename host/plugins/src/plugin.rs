@@ -12,10 +12,12 @@ use parking_lot::Mutex;
 use wasmtime::component::Component;
 use wasmtime::{Store, Trap};
 
+use crate::bindings::batch_partitioner::{BatchPartitionerPlugin, BatchPartitionerPluginPre};
 use crate::bindings::interceptor::{InterceptorPlugin, InterceptorPluginPre};
 use crate::bindings::partitioner::{PartitionerPlugin, PartitionerPluginPre};
 use crate::bindings::sasl::{SaslPlugin, SaslPluginPre};
 use crate::bindings::{BatchContext, KafkaRecord, PluginError, SaslOutcome, Verdict};
+use crate::codec;
 use crate::engine::{PluginEngine, EPOCH_TICK, PLUGIN_MEMORY_BYTES_LIMIT};
 use crate::state::{CredentialLookup, State};
 
@@ -23,6 +25,7 @@ use crate::state::{CredentialLookup, State};
 const POOL_INSTANCES_MAX: usize = 8;
 
 const PARTITIONER_EXPORT: &str = "strom:plugin/partitioner@0.1.0";
+const BATCH_PARTITIONER_EXPORT: &str = "strom:plugin/batch-partitioner@0.1.0";
 const INTERCEPTOR_EXPORT: &str = "strom:plugin/record-interceptor@0.1.0";
 const SASL_EXPORT: &str = "strom:plugin/sasl-mechanism@0.1.0";
 
@@ -35,6 +38,8 @@ const SASL_AUTHENTICATION_FAILED: i16 = 58;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum World {
     Partitioner,
+    /// A partitioner that takes records in Kafka's encoding (`batch-partitioner`).
+    BatchPartitioner,
     Interceptor,
     /// The `sasl-plugin` world: server side of SASL mechanisms.
     Sasl,
@@ -44,6 +49,7 @@ impl World {
     pub fn name(self) -> &'static str {
         match self {
             World::Partitioner => "partitioner",
+            World::BatchPartitioner => "batch-partitioner",
             World::Interceptor => "record-interceptor",
             World::Sasl => "sasl-plugin",
         }
@@ -52,10 +58,16 @@ impl World {
     pub fn parse(name: &str) -> Option<World> {
         match name {
             "partitioner" => Some(World::Partitioner),
+            "batch-partitioner" => Some(World::BatchPartitioner),
             "record-interceptor" => Some(World::Interceptor),
             "sasl-plugin" => Some(World::Sasl),
             _ => None,
         }
+    }
+
+    /// Whether plugins of this world choose partitions (either form).
+    pub fn is_partitioner(self) -> bool {
+        matches!(self, World::Partitioner | World::BatchPartitioner)
     }
 }
 
@@ -134,12 +146,14 @@ impl std::error::Error for CallError {}
 
 enum Pre {
     Partitioner(PartitionerPluginPre<State>),
+    BatchPartitioner(BatchPartitionerPluginPre<State>),
     Interceptor(InterceptorPluginPre<State>),
     Sasl(SaslPluginPre<State>),
 }
 
 enum Bound {
     Partitioner(PartitionerPlugin),
+    BatchPartitioner(BatchPartitionerPlugin),
     Interceptor(InterceptorPlugin),
     Sasl(SaslPlugin),
 }
@@ -171,6 +185,8 @@ pub fn world_of(engine: &PluginEngine, component: &Component) -> Result<World, L
         .collect();
     if exports.iter().any(|e| e == PARTITIONER_EXPORT) {
         Ok(World::Partitioner)
+    } else if exports.iter().any(|e| e == BATCH_PARTITIONER_EXPORT) {
+        Ok(World::BatchPartitioner)
     } else if exports.iter().any(|e| e == INTERCEPTOR_EXPORT) {
         Ok(World::Interceptor)
     } else if exports.iter().any(|e| e == SASL_EXPORT) {
@@ -200,6 +216,9 @@ impl LoadedPlugin {
         let pre = match world {
             World::Partitioner => Pre::Partitioner(
                 PartitionerPluginPre::new(instance_pre).map_err(|e| LoadError::UnknownWorld(format!("{e:#}")))?,
+            ),
+            World::BatchPartitioner => Pre::BatchPartitioner(
+                BatchPartitionerPluginPre::new(instance_pre).map_err(|e| LoadError::UnknownWorld(format!("{e:#}")))?,
             ),
             World::Interceptor => Pre::Interceptor(
                 InterceptorPluginPre::new(instance_pre).map_err(|e| LoadError::UnknownWorld(format!("{e:#}")))?,
@@ -259,6 +278,7 @@ impl LoadedPlugin {
         store.set_epoch_deadline(self.budget_ticks());
         let bound = match &self.pre {
             Pre::Partitioner(pre) => pre.instantiate(&mut store).map(Bound::Partitioner),
+            Pre::BatchPartitioner(pre) => pre.instantiate(&mut store).map(Bound::BatchPartitioner),
             Pre::Interceptor(pre) => pre.instantiate(&mut store).map(Bound::Interceptor),
             Pre::Sasl(pre) => pre.instantiate(&mut store).map(Bound::Sasl),
         };
@@ -338,17 +358,79 @@ impl LoadedPlugin {
     }
 
     /// A partition for each record; every answer is checked to be below `partition_count`.
+    /// A `batch-partitioner` gets the records encoded first.
     pub fn partition(&self, topic: &str, partition_count: u32, records: &[KafkaRecord]) -> Result<Vec<u32>, CallError> {
-        let answer = self.with_instance(|store, bound| match bound {
-            Bound::Partitioner(p) => {
-                p.strom_plugin_partitioner()
-                    .call_partition(store, topic, partition_count, records)
+        let answer = match self.world {
+            World::BatchPartitioner => {
+                let base_timestamp = records.iter().map(|r| r.timestamp_ms).min().unwrap_or(0);
+                let mut encoded = Vec::new();
+                codec::encode_records(records, base_timestamp, &mut encoded);
+                self.call_batch_partitioner(topic, partition_count, &encoded, records.len())?
             }
+            _ => self.with_instance(|store, bound| match bound {
+                Bound::Partitioner(p) => {
+                    p.strom_plugin_partitioner()
+                        .call_partition(store, topic, partition_count, records)
+                }
+                _ => unreachable!("world checked at load"),
+            })?,
+        };
+        self.check_partitions(answer, records.len(), partition_count)
+    }
+
+    /// Like [`partition`](Self::partition), for `count` records in Kafka's record encoding
+    /// (what a batch holds after decompression): a `batch-partitioner` takes them as they
+    /// are, a typed partitioner gets them decoded.
+    pub fn partition_encoded(
+        &self,
+        topic: &str,
+        partition_count: u32,
+        records: &[u8],
+        count: usize,
+        base_timestamp: i64,
+    ) -> Result<Vec<u32>, CallError> {
+        let answer = match self.world {
+            World::BatchPartitioner => self.call_batch_partitioner(topic, partition_count, records, count)?,
+            _ => {
+                let decoded =
+                    codec::decode_records(records, count, base_timestamp).map_err(|e| CallError::BadAnswer {
+                        plugin: self.id.to_string(),
+                        message: format!("the batch's records cannot be decoded: {e}"),
+                    })?;
+                return self.partition(topic, partition_count, &decoded);
+            }
+        };
+        self.check_partitions(answer, count, partition_count)
+    }
+
+    fn call_batch_partitioner(
+        &self,
+        topic: &str,
+        partition_count: u32,
+        records: &[u8],
+        count: usize,
+    ) -> Result<Result<Vec<u32>, PluginError>, CallError> {
+        self.with_instance(|store, bound| match bound {
+            Bound::BatchPartitioner(p) => p.strom_plugin_batch_partitioner().call_partition_batch(
+                store,
+                topic,
+                partition_count,
+                records,
+                count as u32,
+            ),
             _ => unreachable!("world checked at load"),
-        })?;
+        })
+    }
+
+    fn check_partitions(
+        &self,
+        answer: Result<Vec<u32>, PluginError>,
+        count: usize,
+        partition_count: u32,
+    ) -> Result<Vec<u32>, CallError> {
         let partitions = answer.map_err(|e| self.refused(e))?;
-        if partitions.len() != records.len() {
-            return Err(self.bad_answer(format!("{} partitions for {} records", partitions.len(), records.len())));
+        if partitions.len() != count {
+            return Err(self.bad_answer(format!("{} partitions for {count} records", partitions.len())));
         }
         if let Some(bad) = partitions.iter().find(|&&p| p >= partition_count) {
             return Err(self.bad_answer(format!(

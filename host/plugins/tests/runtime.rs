@@ -50,6 +50,10 @@ fn inspect_knows_worlds_and_refuses_the_rest() {
     let rt = runtime();
     assert_eq!(
         rt.inspect(&bytes(artifacts::MURMUR2_PARTITIONER)).unwrap(),
+        World::BatchPartitioner
+    );
+    assert_eq!(
+        rt.inspect(&bytes(artifacts::JSON_FIELD_PARTITIONER)).unwrap(),
         World::Partitioner
     );
     assert_eq!(rt.inspect(&bytes(artifacts::HEADER_STAMP)).unwrap(), World::Interceptor);
@@ -80,6 +84,38 @@ fn murmur2_partitioner_matches_kafkas_default_partitioner() {
     let got = p.partition("t", 1000, &records).unwrap();
     let want: Vec<u32> = expected_hash.iter().map(|h| (*h as u32 & 0x7fff_ffff) % 1000).collect();
     assert_eq!(got, want);
+    // The batch form (how the broker calls it) gives the same answer.
+    let mut encoded = Vec::new();
+    strom_plugins::codec::encode_records(&records, 0, &mut encoded);
+    assert_eq!(p.partition_encoded("t", 1000, &encoded, 3, 0).unwrap(), want);
+    // A batch whose bytes do not hold the records it claims is refused, not misread.
+    let refused = p.partition_encoded("t", 1000, &encoded[..encoded.len() - 2], 3, 0);
+    assert!(
+        matches!(refused, Err(CallError::Refused { error_code: 2, .. })),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn typed_partitioner_takes_encoded_batches_too() {
+    let rt = runtime();
+    let p = rt
+        .load(
+            "by-customer@1",
+            &bytes(artifacts::JSON_FIELD_PARTITIONER),
+            BTreeMap::new(),
+            Limits::default(),
+        )
+        .unwrap();
+    let records: Vec<KafkaRecord> = ["a", "b", "a"]
+        .iter()
+        .map(|c| record(None, format!("{{\"customer_id\":\"{c}\"}}").as_bytes()))
+        .collect();
+    let typed = p.partition("t", 7, &records).unwrap();
+    let mut encoded = Vec::new();
+    strom_plugins::codec::encode_records(&records, 0, &mut encoded);
+    assert_eq!(p.partition_encoded("t", 7, &encoded, 3, 0).unwrap(), typed);
+    assert_eq!(typed[0], typed[2]);
 }
 
 #[test]

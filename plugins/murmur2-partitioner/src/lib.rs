@@ -3,26 +3,30 @@
 //! key are placed by the murmur2 of their value (partition 0 without one): Kafka spreads
 //! them round-robin, which nobody but the producer can reproduce, whereas a choice that
 //! depends only on the record gives the same answer on the client and on the broker.
+//!
+//! It is a batch partitioner: it reads keys in place from the batch's bytes, the cheap form
+//! for a plugin that runs on every produced record.
 
-use strom_plugin_sdk::partitioner::{Guest, KafkaRecord, PluginError};
+use strom_plugin_sdk::batch::{BatchPartitioner, Records};
+use strom_plugin_sdk::PluginError;
 
 struct Murmur2;
 
-impl Guest for Murmur2 {
-    fn partition(_topic: String, partition_count: u32, records: Vec<KafkaRecord>) -> Result<Vec<u32>, PluginError> {
+impl BatchPartitioner for Murmur2 {
+    fn partition(_topic: &str, partition_count: u32, records: &Records<'_>) -> Result<Vec<u32>, PluginError> {
         if partition_count == 0 {
             return Err(PluginError::invalid_record("the topic has no partitions"));
         }
-        Ok(records
+        records
             .iter()
-            .map(|r| match &r.key {
-                Some(key) => (murmur2(key) & 0x7fff_ffff) as u32 % partition_count,
-                None => match &r.value {
-                    Some(value) => (murmur2(value) & 0x7fff_ffff) as u32 % partition_count,
+            .map(|r| {
+                let r = r?;
+                Ok(match r.key.or(r.value) {
+                    Some(bytes) => (murmur2(bytes) & 0x7fff_ffff) as u32 % partition_count,
                     None => 0,
-                },
+                })
             })
-            .collect())
+            .collect()
     }
 }
 
@@ -58,4 +62,4 @@ pub fn murmur2(data: &[u8]) -> i32 {
     h as i32
 }
 
-strom_plugin_sdk::export_partitioner!(Murmur2);
+strom_plugin_sdk::export_batch_partitioner!(Murmur2);

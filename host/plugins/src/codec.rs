@@ -1,0 +1,147 @@
+//! Kafka's record encoding: the records inside a batch, after decompression. Plugins of the
+//! `batch-partitioner` world take records in this form; this module converts between it
+//! and typed records for the callers and plugins that use the other form.
+
+use crate::bindings::{Header, KafkaRecord};
+
+/// Decodes `count` records; offset deltas are as encoded, timestamps absolute
+/// (`base_timestamp` plus each record's delta).
+pub fn decode_records(mut buf: &[u8], count: usize, base_timestamp: i64) -> Result<Vec<KafkaRecord>, String> {
+    let mut records = Vec::with_capacity(count);
+    for i in 0..count {
+        let length = varint(&mut buf).map_err(|e| format!("record {i} length: {e}"))?;
+        if length < 1 || buf.len() < length as usize {
+            return Err(format!("record {i} claims {length} bytes, {} left", buf.len()));
+        }
+        let (mut r, rest) = buf.split_at(length as usize);
+        buf = rest;
+        r = &r[1..]; // attributes, unused
+        let field = |what: &str, r: &mut &[u8]| varint(r).map_err(|e| format!("record {i} {what}: {e}"));
+        let timestamp_delta = field("timestamp delta", &mut r)?;
+        let offset_delta = field("offset delta", &mut r)? as i32;
+        let key = bytes_field(&mut r).map_err(|e| format!("record {i} key: {e}"))?;
+        let value = bytes_field(&mut r).map_err(|e| format!("record {i} value: {e}"))?;
+        let header_count = field("header count", &mut r)?.max(0) as usize;
+        let mut headers = Vec::with_capacity(header_count.min(r.len()));
+        for _ in 0..header_count {
+            let key = bytes_field(&mut r)
+                .map_err(|e| format!("record {i} header key: {e}"))?
+                .ok_or_else(|| format!("record {i} has a null header key"))?;
+            let value = bytes_field(&mut r).map_err(|e| format!("record {i} header value: {e}"))?;
+            headers.push(Header {
+                key: String::from_utf8(key).map_err(|_| format!("record {i} has a header key that is not UTF-8"))?,
+                value,
+            });
+        }
+        records.push(KafkaRecord {
+            offset_delta,
+            timestamp_ms: base_timestamp + timestamp_delta,
+            key,
+            value,
+            headers,
+        });
+    }
+    Ok(records)
+}
+
+/// Appends `records` in Kafka's record encoding to `out`, timestamps relative to
+/// `base_timestamp`.
+pub fn encode_records(records: &[KafkaRecord], base_timestamp: i64, out: &mut Vec<u8>) {
+    let mut body = Vec::new();
+    for r in records {
+        body.clear();
+        body.push(0); // attributes
+        put_varint(&mut body, r.timestamp_ms - base_timestamp);
+        put_varint(&mut body, r.offset_delta as i64);
+        put_bytes_field(&mut body, r.key.as_deref());
+        put_bytes_field(&mut body, r.value.as_deref());
+        put_varint(&mut body, r.headers.len() as i64);
+        for h in &r.headers {
+            put_bytes_field(&mut body, Some(h.key.as_bytes()));
+            put_bytes_field(&mut body, h.value.as_deref());
+        }
+        put_varint(out, body.len() as i64);
+        out.extend_from_slice(&body);
+    }
+}
+
+fn varint(buf: &mut &[u8]) -> Result<i64, &'static str> {
+    let mut value: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let (&byte, rest) = buf.split_first().ok_or("varint runs past the end")?;
+        *buf = rest;
+        value |= ((byte & 0x7f) as u64) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
+        }
+    }
+    Err("varint is too long")
+}
+
+fn put_varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8 & 0x7f) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+fn bytes_field(buf: &mut &[u8]) -> Result<Option<Vec<u8>>, &'static str> {
+    let len = varint(buf)?;
+    if len < 0 {
+        return Ok(None);
+    }
+    if buf.len() < len as usize {
+        return Err("field runs past the record");
+    }
+    let (field, rest) = buf.split_at(len as usize);
+    *buf = rest;
+    Ok(Some(field.to_vec()))
+}
+
+fn put_bytes_field(out: &mut Vec<u8>, field: Option<&[u8]>) {
+    match field {
+        None => put_varint(out, -1),
+        Some(b) => {
+            put_varint(out, b.len() as i64);
+            out.extend_from_slice(b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let records = vec![
+            KafkaRecord {
+                offset_delta: 0,
+                timestamp_ms: 1000,
+                key: Some(b"k".to_vec()),
+                value: None,
+                headers: vec![Header {
+                    key: "h".into(),
+                    value: Some(b"v".to_vec()),
+                }],
+            },
+            KafkaRecord {
+                offset_delta: 1,
+                timestamp_ms: 999,
+                key: None,
+                value: Some(vec![7; 300]),
+                headers: vec![],
+            },
+        ];
+        let mut bytes = Vec::new();
+        encode_records(&records, 990, &mut bytes);
+        assert_eq!(
+            format!("{:?}", decode_records(&bytes, 2, 990).unwrap()),
+            format!("{records:?}")
+        );
+        assert!(decode_records(&bytes[..bytes.len() - 1], 2, 990).is_err());
+        assert!(decode_records(&bytes, 3, 990).is_err());
+    }
+}
