@@ -24,9 +24,15 @@ pub const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
 /// How long a CLI or kcat invocation may run before it is killed.
 pub const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Path of the `strom` binary under test.
+/// Path of the `strom` binary under test: the one cargo built for this test, unless
+/// `STROM_TEST_BIN` names another (a copy pinned while other checkouts that share the target
+/// directory rebuild `target/debug/strom`).
 pub fn strom_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_strom")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| match std::env::var("STROM_TEST_BIN") {
+        Ok(path) if !path.is_empty() => path,
+        _ => env!("CARGO_BIN_EXE_strom").to_string(),
+    })
 }
 
 /// Top-level `tests/` directory of the workspace.
@@ -52,6 +58,11 @@ pub struct Broker {
     opts: Vec<(String, String)>,
     child: Option<Child>,
     starts: u32,
+    /// Named listeners (name, security protocol, port) of a broker started with
+    /// [`Broker::start_listeners`]; empty for the default single PLAINTEXT listener.
+    listeners: Vec<(String, String, u16)>,
+    /// A settings file passed as `strom serve --config FILE`.
+    config_file: Option<PathBuf>,
 }
 
 impl Broker {
@@ -73,6 +84,8 @@ impl Broker {
             opts: opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             child: None,
             starts: 0,
+            listeners: Vec::new(),
+            config_file: None,
         };
         // Another test may grab the port between our probe and the broker's bind: retry
         // with a fresh port when the broker dies at once saying the address is in use.
@@ -85,6 +98,58 @@ impl Broker {
             }
         }
         unreachable!()
+    }
+
+    /// Start a broker with several named listeners, each `(NAME, SECURITY_PROTOCOL)` on its
+    /// own free port of 127.0.0.1 (`listeners`, `advertised.listeners` and
+    /// `listener.security.protocol.map` are set from them), plus `-o` settings `opts`. The
+    /// first listener is the one [`Broker::addr`] names and the inter-broker listener unless
+    /// `opts` set `inter.broker.listener.name`. With `config`, the broker also reads that
+    /// settings file (`strom serve --config FILE`); the generated settings and `opts`
+    /// override it.
+    pub fn start_listeners(listeners: &[(&str, &str)], opts: &[(&str, &str)], config: Option<&Path>) -> Broker {
+        assert!(!listeners.is_empty(), "start_listeners needs at least one listener");
+        let dir = tempfile::Builder::new()
+            .prefix("strom-test-")
+            .tempdir()
+            .expect("create tempdir");
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        let mut broker = Broker {
+            port: 0,
+            dir,
+            opts: opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            child: None,
+            starts: 0,
+            listeners: Vec::new(),
+            config_file: config.map(Path::to_path_buf),
+        };
+        for attempt in 0..5 {
+            broker.listeners = listeners
+                .iter()
+                .map(|(name, protocol)| (name.to_string(), protocol.to_string(), free_port()))
+                .collect();
+            broker.port = broker.listeners[0].2;
+            match broker.spawn() {
+                Ok(()) => return broker,
+                Err(log) if attempt < 4 && log.to_lowercase().contains("in use") => continue,
+                Err(log) => panic!("broker with listeners {:?} did not start:\n{}", broker.listeners, log),
+            }
+        }
+        unreachable!()
+    }
+
+    /// The port of the named listener of a broker started with [`Broker::start_listeners`].
+    pub fn listener_port(&self, name: &str) -> u16 {
+        self.listeners
+            .iter()
+            .find(|l| l.0 == name)
+            .unwrap_or_else(|| panic!("no listener {name} among {:?}", self.listeners))
+            .2
+    }
+
+    /// `127.0.0.1:PORT` of the named listener.
+    pub fn listener_addr(&self, name: &str) -> String {
+        format!("127.0.0.1:{}", self.listener_port(name))
     }
 
     /// `127.0.0.1:PORT`, the bootstrap address.
@@ -137,11 +202,39 @@ impl Broker {
         )
         .unwrap();
         let mut cmd = Command::new(strom_bin());
-        cmd.arg("serve")
-            .arg("-o")
-            .arg(format!("listeners=PLAINTEXT://127.0.0.1:{}", self.port))
-            .arg("-o")
-            .arg(format!("log.dirs={}", self.data_dir().display()));
+        cmd.arg("serve");
+        if let Some(file) = &self.config_file {
+            cmd.arg("--config").arg(file);
+        }
+        if self.listeners.is_empty() {
+            cmd.arg("-o")
+                .arg(format!("listeners=PLAINTEXT://127.0.0.1:{}", self.port));
+        } else {
+            // Every named listener on its own port of 127.0.0.1, advertised as bound (this
+            // also replaces the advertised addresses of a settings file), with its protocol;
+            // the first one is the inter-broker listener unless the test's settings say
+            // otherwise (they come later and win).
+            let list = |l: &[(String, String, u16)]| {
+                l.iter()
+                    .map(|(n, _, p)| format!("{n}://127.0.0.1:{p}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            let map = self
+                .listeners
+                .iter()
+                .map(|(n, proto, _)| format!("{n}:{proto}"))
+                .collect::<Vec<_>>();
+            cmd.arg("-o")
+                .arg(format!("listeners={}", list(&self.listeners)))
+                .arg("-o")
+                .arg(format!("advertised.listeners={}", list(&self.listeners)))
+                .arg("-o")
+                .arg(format!("listener.security.protocol.map={}", map.join(",")))
+                .arg("-o")
+                .arg(format!("inter.broker.listener.name={}", self.listeners[0].0));
+        }
+        cmd.arg("-o").arg(format!("log.dirs={}", self.data_dir().display()));
         // The admin API's default port is fixed; brokers of parallel tests would collide on
         // it. Tests that need it pass their own `admin.listener`.
         if !self.opts.iter().any(|(k, _)| k == "admin.listener") {
@@ -165,7 +258,15 @@ impl Broker {
                     self.log_tail()
                 ));
             }
-            if TcpStream::connect_timeout(&self.socket_addr(), Duration::from_millis(200)).is_ok() {
+            let ports: Vec<u16> = if self.listeners.is_empty() {
+                vec![self.port]
+            } else {
+                self.listeners.iter().map(|l| l.2).collect()
+            };
+            if ports.iter().all(|p| {
+                let addr = SocketAddr::from(([127, 0, 0, 1], *p));
+                TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+            }) {
                 return Ok(());
             }
             if Instant::now() > deadline {

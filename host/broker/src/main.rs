@@ -47,7 +47,7 @@ enum Command {
     #[command(subcommand)]
     Config(ConfigCommand),
     #[command(flatten)]
-    Client(Box<strom_client::commands::ClientCommand>),
+    Client(strom_client::commands::ClientCommand),
 }
 
 #[derive(clap::Args)]

@@ -110,9 +110,20 @@ enum ConnectionError {
     Auth(String),
 }
 
-/// Kafka's `connection.failed.authentication.delay.ms`: a failed authentication is answered
-/// after this pause, so a client retrying wrong credentials cannot spin the broker.
+/// Kafka's `connection.failed.authentication.delay.ms`: after a failed authentication the
+/// answer goes out at once but the connection closes only after this pause, so the client
+/// reads the reason before the close, and one retrying wrong credentials cannot spin the
+/// broker.
 const FAILED_AUTHENTICATION_DELAY: Duration = Duration::from_millis(100);
+
+/// Sends what is buffered (the failure response), waits, and reports why the connection ends.
+async fn close_after_failed_authentication<W: AsyncWrite + Unpin>(writer: &mut W, reason: String) -> ConnectionError {
+    if let Err(e) = writer.flush().await {
+        return e.into();
+    }
+    tokio::time::sleep(FAILED_AUTHENTICATION_DELAY).await;
+    ConnectionError::Auth(reason)
+}
 
 /// How long a client may take to complete the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -201,13 +212,9 @@ where
         if auth.expects_raw_token() {
             // After a v0 SaslHandshake the client sends bare SASL tokens, not requests.
             let reply = auth.raw_token(broker, &frame);
-            if reply.close.is_some() {
-                tokio::time::sleep(FAILED_AUTHENTICATION_DELAY).await;
-            }
             writer.write_all(&reply.bytes).await?;
             if let Some(reason) = reply.close {
-                writer.flush().await?;
-                return Err(ConnectionError::Auth(reason));
+                return Err(close_after_failed_authentication(&mut writer, reason).await);
             }
             ctx.principal = Arc::clone(auth.principal());
             continue;
@@ -236,13 +243,9 @@ where
             Admission::Serve => {}
             Admission::Sasl => {
                 let reply = auth.handle(broker, &request)?;
-                if reply.close.is_some() {
-                    tokio::time::sleep(FAILED_AUTHENTICATION_DELAY).await;
-                }
                 writer.write_all(&reply.bytes).await?;
                 if let Some(reason) = reply.close {
-                    writer.flush().await?;
-                    return Err(ConnectionError::Auth(reason));
+                    return Err(close_after_failed_authentication(&mut writer, reason).await);
                 }
                 ctx.principal = Arc::clone(auth.principal());
                 continue;

@@ -75,7 +75,7 @@ pub enum ClientCommand {
     /// Create, list and delete SCRAM users.
     Users(UsersCommand),
     /// Add, list and remove ACLs.
-    Acls(AclsCommand),
+    Acls(Box<AclsCommand>),
 }
 
 impl ClientCommand {
