@@ -330,6 +330,8 @@ fn world_of(file: &str) -> &'static str {
         "batch-partitioner"
     } else if file == artifacts::JSON_FIELD_PARTITIONER {
         "partitioner"
+    } else if file == artifacts::HEADER_STAMP || file == artifacts::HEADER_STAMP_V2 {
+        "batch-interceptor"
     } else {
         "record-interceptor"
     }
@@ -465,7 +467,7 @@ fn cli_manages_plugins_through_the_admin_api() {
     );
     assert_eq!(
         &rows[2][..4],
-        ["stamp", "1", "record-interceptor", &file_size(stamp).to_string()],
+        ["stamp", "1", "batch-interceptor", &file_size(stamp).to_string()],
         "{listing}"
     );
     let uses: BTreeSet<&str> = rows[2][4].split(',').collect();
@@ -490,7 +492,7 @@ fn cli_manages_plugins_through_the_admin_api() {
     let described = s.plugins_ok(&["describe", "stamp@1"]);
     assert_eq!(described_field(&described, "Name"), "stamp");
     assert_eq!(described_field(&described, "Version"), "1");
-    assert_eq!(described_field(&described, "World"), "record-interceptor");
+    assert_eq!(described_field(&described, "World"), "batch-interceptor");
     assert_eq!(described_field(&described, "Size"), file_size(stamp).to_string());
     assert_eq!(described_field(&described, "SHA256"), sha256(stamp));
     assert_eq!(described_field(&described, "Calls"), "0", "{described}");

@@ -47,6 +47,19 @@ pub mod bindings {
             default_bindings_module: "strom_plugin_sdk::bindings::batch_partitioner",
         });
     }
+    pub mod batch_interceptor {
+        wit_bindgen::generate!({
+            world: "batch-interceptor-plugin",
+            path: "../wit",
+            with: {
+                "strom:plugin/types@0.1.0": crate::bindings::partitioner::strom::plugin::types,
+                "strom:plugin/host@0.1.0": crate::bindings::partitioner::strom::plugin::host,
+            },
+            pub_export_macro: true,
+            export_macro_name: "export_batch_interceptor_world",
+            default_bindings_module: "strom_plugin_sdk::bindings::batch_interceptor",
+        });
+    }
     pub mod interceptor {
         wit_bindgen::generate!({
             world: "interceptor-plugin",
@@ -101,6 +114,27 @@ pub use bindings::sasl::export_sasl_mechanism;
 pub mod batch {
     use crate::PluginError;
 
+    use crate::bindings::batch_interceptor::exports::strom::plugin::batch_interceptor::{
+        BatchVerdict, EncodedRecords,
+    };
+
+    #[doc(hidden)]
+    pub fn __run_interceptor(
+        ctx: crate::BatchContext,
+        input: EncodedRecords,
+        run: fn(&crate::BatchContext, &Records<'_>, &mut RecordsWriter) -> Result<Rewrite, PluginError>,
+    ) -> Result<BatchVerdict, PluginError> {
+        let records = Records::new(&input.records, input.count);
+        let mut out = RecordsWriter::default();
+        match run(&ctx, &records, &mut out)? {
+            Rewrite::Keep => Ok(BatchVerdict::Keep),
+            Rewrite::Replace => {
+                let (records, count) = out.finish();
+                Ok(BatchVerdict::Replace(EncodedRecords { records, count }))
+            }
+        }
+    }
+
     /// Chooses a partition for each record of a batch.
     pub trait BatchPartitioner {
         /// One partition index below `partition_count` per record, in order.
@@ -116,6 +150,8 @@ pub mod batch {
     /// One record, borrowing from the batch.
     #[derive(Debug, Clone, Copy)]
     pub struct RecordRef<'a> {
+        /// The record as encoded, length prefix included.
+        raw: &'a [u8],
         pub offset_delta: i32,
         /// Relative to the batch's base timestamp.
         pub timestamp_delta: i64,
@@ -164,12 +200,14 @@ pub mod batch {
     }
 
     fn parse_record<'a>(buf: &mut &'a [u8]) -> Option<RecordRef<'a>> {
+        let start = *buf;
         let length = varint(buf)?;
         if length < 1 || buf.len() < length as usize {
             return None;
         }
         let (mut r, rest) = buf.split_at(length as usize);
         *buf = rest;
+        let raw = &start[..start.len() - rest.len()];
         r = &r[1..];
         let timestamp_delta = varint(&mut r)?;
         let offset_delta = varint(&mut r)? as i32;
@@ -177,6 +215,7 @@ pub mod batch {
         let value = bytes_field(&mut r)?;
         let header_count = varint(&mut r)?.max(0) as usize;
         Some(RecordRef {
+            raw,
             offset_delta,
             timestamp_delta,
             key,
@@ -184,6 +223,97 @@ pub mod batch {
             headers: r,
             header_count,
         })
+    }
+
+    /// Changes records on their way in (produce) or out (fetch), batch by batch.
+    pub trait BatchInterceptor {
+        /// Write the records the batch should hold into `out` and return `Rewrite::Replace`,
+        /// or return `Rewrite::Keep` (ignoring `out`) to leave the batch as it is.
+        fn on_produce(ctx: &crate::BatchContext, records: &Records<'_>, out: &mut RecordsWriter) -> Result<Rewrite, PluginError>;
+
+        /// The same for consumers; what is stored does not change. Default: keep.
+        fn on_fetch(_ctx: &crate::BatchContext, _records: &Records<'_>, _out: &mut RecordsWriter) -> Result<Rewrite, PluginError> {
+            Ok(Rewrite::Keep)
+        }
+    }
+
+    /// What a [`BatchInterceptor`] did with a batch.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Rewrite {
+        Keep,
+        /// The batch holds what was written to the [`RecordsWriter`]; records not written
+        /// are dropped (their offsets stay unused).
+        Replace,
+    }
+
+    /// Builds the records of a rewritten batch. Each written record keeps the offset delta
+    /// of the record it replaces; write them in the batch's order.
+    #[derive(Debug, Default)]
+    pub struct RecordsWriter {
+        bytes: Vec<u8>,
+        count: u32,
+        body: Vec<u8>,
+    }
+
+    impl RecordsWriter {
+        /// Keeps `record` exactly as it is.
+        pub fn keep(&mut self, record: &RecordRef<'_>) {
+            self.bytes.extend_from_slice(record.raw);
+            self.count += 1;
+        }
+
+        /// Writes `record` with a new key, value and headers (timestamp and offset stay).
+        pub fn write<'h>(
+            &mut self,
+            record: &RecordRef<'_>,
+            key: Option<&[u8]>,
+            value: Option<&[u8]>,
+            headers: impl IntoIterator<Item = (&'h str, Option<&'h [u8]>)>,
+        ) {
+            let body = &mut self.body;
+            body.clear();
+            body.push(0);
+            put_varint(body, record.timestamp_delta);
+            put_varint(body, record.offset_delta as i64);
+            put_bytes(body, key);
+            put_bytes(body, value);
+            let mut headers_bytes = Vec::new();
+            let mut header_count = 0i64;
+            for (k, v) in headers {
+                put_bytes(&mut headers_bytes, Some(k.as_bytes()));
+                put_bytes(&mut headers_bytes, v);
+                header_count += 1;
+            }
+            put_varint(body, header_count);
+            body.extend_from_slice(&headers_bytes);
+            put_varint(&mut self.bytes, body.len() as i64);
+            self.bytes.extend_from_slice(&self.body);
+            self.count += 1;
+        }
+
+        #[doc(hidden)]
+        pub fn finish(self) -> (Vec<u8>, u32) {
+            (self.bytes, self.count)
+        }
+    }
+
+    fn put_varint(out: &mut Vec<u8>, v: i64) {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        while z >= 0x80 {
+            out.push((z as u8 & 0x7f) | 0x80);
+            z >>= 7;
+        }
+        out.push(z as u8);
+    }
+
+    fn put_bytes(out: &mut Vec<u8>, field: Option<&[u8]>) {
+        match field {
+            None => put_varint(out, -1),
+            Some(b) => {
+                put_varint(out, b.len() as i64);
+                out.extend_from_slice(b);
+            }
+        }
     }
 
     fn varint(buf: &mut &[u8]) -> Option<i64> {
@@ -237,6 +367,38 @@ macro_rules! export_batch_partitioner {
             }
         }
         $crate::bindings::batch_partitioner::export_batch_partitioner_world!(__StromBatchPartitionerExport);
+    };
+}
+
+/// Exports a [`batch::BatchInterceptor`] as the plugin's `batch-interceptor` world.
+#[macro_export]
+macro_rules! export_batch_interceptor {
+    ($t:ty) => {
+        #[doc(hidden)]
+        pub struct __StromBatchInterceptorExport;
+        impl $crate::bindings::batch_interceptor::exports::strom::plugin::batch_interceptor::Guest
+            for __StromBatchInterceptorExport
+        {
+            fn on_produce_batch(
+                ctx: $crate::BatchContext,
+                records: $crate::bindings::batch_interceptor::exports::strom::plugin::batch_interceptor::EncodedRecords,
+            ) -> Result<
+                $crate::bindings::batch_interceptor::exports::strom::plugin::batch_interceptor::BatchVerdict,
+                $crate::PluginError,
+            > {
+                $crate::batch::__run_interceptor(ctx, records, <$t as $crate::batch::BatchInterceptor>::on_produce)
+            }
+            fn on_fetch_batch(
+                ctx: $crate::BatchContext,
+                records: $crate::bindings::batch_interceptor::exports::strom::plugin::batch_interceptor::EncodedRecords,
+            ) -> Result<
+                $crate::bindings::batch_interceptor::exports::strom::plugin::batch_interceptor::BatchVerdict,
+                $crate::PluginError,
+            > {
+                $crate::batch::__run_interceptor(ctx, records, <$t as $crate::batch::BatchInterceptor>::on_fetch)
+            }
+        }
+        $crate::bindings::batch_interceptor::export_batch_interceptor_world!(__StromBatchInterceptorExport);
     };
 }
 

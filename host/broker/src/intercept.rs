@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
-use strom_plugins::{BatchContext, CallError, KafkaRecord, Verdict};
+use std::borrow::Cow;
+
+use strom_plugins::{BatchContext, CallError, KafkaRecord, LoadedPlugin};
 use strom_storage::batch::{self, BatchHeader};
 
 use crate::plugins::{PartitionerMode, TopicPlugins};
@@ -43,26 +45,61 @@ fn call_refusal(error: CallError) -> Refusal {
     }
 }
 
-/// Applies verdicts; returns the records and whether any verdict changed something.
-fn apply(records: Vec<KafkaRecord>, verdicts: Vec<Verdict>) -> (Vec<KafkaRecord>, bool) {
-    let mut changed = false;
-    let kept = records
-        .into_iter()
-        .zip(verdicts)
-        .filter_map(|(original, verdict)| match verdict {
-            Verdict::Keep => Some(original),
-            Verdict::Drop => {
-                changed = true;
-                None
-            }
-            Verdict::Replace(mut replacement) => {
-                changed = true;
-                replacement.offset_delta = original.offset_delta;
-                Some(replacement)
-            }
+/// One batch's records in Kafka's encoding as they pass from plugin to plugin.
+struct Section<'a> {
+    records: Cow<'a, [u8]>,
+    count: usize,
+    /// The span of timestamp deltas once a plugin replaced the records (`None`: unchanged).
+    timestamp_deltas: Option<(i64, i64)>,
+}
+
+impl<'a> Section<'a> {
+    fn of(raw: &'a [u8], header: &BatchHeader) -> Result<Section<'a>, Refusal> {
+        Ok(Section {
+            records: records::records_section(raw, header)
+                .map_err(|e| (ResponseError::CorruptMessage, format!("{e:#}")))?,
+            count: header.records_count.max(0) as usize,
+            timestamp_deltas: None,
         })
-        .collect();
-    (kept, changed)
+    }
+
+    fn intercept(
+        &mut self,
+        interceptor: &LoadedPlugin,
+        ctx: &BatchContext,
+        header: &BatchHeader,
+        produce: bool,
+    ) -> Result<(), Refusal> {
+        let replaced = interceptor
+            .intercept_encoded(
+                ctx,
+                &self.records,
+                self.count,
+                header.base_timestamp,
+                header.last_offset_delta,
+                produce,
+            )
+            .map_err(call_refusal)?;
+        if let Some((records, count)) = replaced {
+            self.timestamp_deltas = Some(
+                strom_plugins::codec::check_records(&records, count, header.last_offset_delta)
+                    .map_err(|e| (ResponseError::UnknownServerError, e))?,
+            );
+            self.records = Cow::Owned(records);
+            self.count = count;
+        }
+        Ok(())
+    }
+
+    /// The batch re-encoded around the new records, if a plugin replaced them.
+    fn rewritten(&self, header: &BatchHeader) -> Result<Option<Bytes>, Refusal> {
+        let Some(deltas) = self.timestamp_deltas else {
+            return Ok(None);
+        };
+        records::encode_section(header, &self.records, self.count, deltas)
+            .map(Some)
+            .map_err(|e| (ResponseError::UnknownServerError, format!("{e:#}")))
+    }
 }
 
 /// Runs a topic's produce interceptors and partitioner over one request's batches for
@@ -75,71 +112,49 @@ pub fn plan_produce(input: &ProduceInput) -> Result<Vec<PlannedBatch>, Refusal> 
         // The client's batch is checked before anything looks inside it.
         batch::validate(raw).map_err(corrupt)?;
         let header = BatchHeader::parse(raw).map_err(corrupt)?;
-        let decode = || {
-            records::decode(raw)
-                .map(|d| d.records)
-                .map_err(|e| (ResponseError::CorruptMessage, format!("{e:#}")))
+        let ctx = BatchContext {
+            topic: input.topic.clone(),
+            partition: input.addressed,
+            partition_count: input.partition_count,
+            base_offset: -1,
+            producer_id: header.producer_id,
+            client_id: input.client_id.clone(),
+            principal: input.principal.clone(),
         };
-        // Typed records, decoded only if an interceptor or a move needs them: a topic with
-        // only a partitioner hands it the batch's bytes and, when every record stays,
-        // appends the producer's batch untouched.
-        let mut typed: Option<Vec<KafkaRecord>> = None;
-        // Whether the batch must be re-encoded; if nothing changed, the producer's bytes go
-        // to the log as they came.
-        let mut changed = false;
-        if !input.plugins.produce.is_empty() {
-            let ctx = BatchContext {
-                topic: input.topic.clone(),
-                partition: input.addressed,
-                partition_count: input.partition_count,
-                base_offset: -1,
-                producer_id: header.producer_id,
-                client_id: input.client_id.clone(),
-                principal: input.principal.clone(),
-            };
-            let mut recs = decode()?;
-            for interceptor in &input.plugins.produce {
-                let verdicts = interceptor.on_produce(&ctx, &recs).map_err(call_refusal)?;
-                let (kept, touched) = apply(recs, verdicts);
-                recs = kept;
-                changed |= touched;
-            }
-            typed = Some(recs);
+        // The records go from plugin to plugin in Kafka's encoding; only typed plugins (inside
+        // strom-plugins) and records that move to other partitions are ever decoded. If no
+        // plugin changes anything, the producer's batch is appended untouched.
+        let mut section = Section::of(raw, &header)?;
+        for interceptor in &input.plugins.produce {
+            section.intercept(interceptor, &ctx, &header, true)?;
         }
-        let choices = match (&input.plugins.partitioner, &typed) {
-            (None, _) => None,
-            (Some((partitioner, _)), Some(recs)) => Some(
+        let choices = match &input.plugins.partitioner {
+            None => None,
+            Some((partitioner, _)) => Some(
                 partitioner
-                    .partition(&input.topic, input.partition_count, recs)
+                    .partition_encoded(
+                        &input.topic,
+                        input.partition_count,
+                        &section.records,
+                        section.count,
+                        header.base_timestamp,
+                    )
                     .map_err(call_refusal)?,
             ),
-            (Some((partitioner, _)), None) => {
-                let section = records::records_section(raw, &header)
-                    .map_err(|e| (ResponseError::CorruptMessage, format!("{e:#}")))?;
-                Some(
-                    partitioner
-                        .partition_encoded(
-                            &input.topic,
-                            input.partition_count,
-                            &section,
-                            header.records_count.max(0) as usize,
-                            header.base_timestamp,
-                        )
-                        .map_err(call_refusal)?,
-                )
-            }
         };
         let stays_whole = choices
             .as_ref()
             .is_none_or(|c| c.iter().all(|&p| p as i32 == input.addressed));
-        if stays_whole && !changed {
-            addressed_batches.extend_from_slice(raw);
+        if stays_whole {
+            match section.rewritten(&header)? {
+                Some(batch) => addressed_batches.extend_from_slice(&batch),
+                None => addressed_batches.extend_from_slice(raw),
+            }
             continue;
         }
-        let recs = match typed {
-            Some(recs) => recs,
-            None => decode()?,
-        };
+        let mut changed = section.timestamp_deltas.is_some();
+        let recs = strom_plugins::codec::decode_records(&section.records, section.count, header.base_timestamp)
+            .map_err(|e| (ResponseError::CorruptMessage, e))?;
         let mut stay = recs;
         if let (Some((partitioner, mode)), Some(choices)) = (&input.plugins.partitioner, choices) {
             match mode {
@@ -225,8 +240,7 @@ pub fn transform_fetched(
 ) -> Result<Bytes, Refusal> {
     let mut out = BytesMut::with_capacity(stored.len());
     for raw in batch::split_batches(stored).map_err(|e| (ResponseError::CorruptMessage, e.to_string()))? {
-        let decoded = records::decode(raw).map_err(|e| (ResponseError::CorruptMessage, format!("{e:#}")))?;
-        let header = decoded.header;
+        let header = BatchHeader::parse(raw).map_err(|e| (ResponseError::CorruptMessage, e.to_string()))?;
         if header.is_control() {
             out.extend_from_slice(raw);
             continue;
@@ -240,20 +254,14 @@ pub fn transform_fetched(
             client_id: client_id.to_string(),
             principal: principal.to_string(),
         };
-        let mut recs = decoded.records;
-        let mut changed = false;
+        let mut section = Section::of(raw, &header)?;
         for interceptor in &plugins.fetch {
-            let verdicts = interceptor.on_fetch(&ctx, &recs).map_err(call_refusal)?;
-            let (kept, touched) = apply(recs, verdicts);
-            recs = kept;
-            changed |= touched;
+            section.intercept(interceptor, &ctx, &header, false)?;
         }
-        if !changed {
+        let Some(encoded) = section.rewritten(&header)? else {
             out.extend_from_slice(raw);
             continue;
-        }
-        let encoded =
-            records::encode(&header, &recs).map_err(|e| (ResponseError::UnknownServerError, format!("{e:#}")))?;
+        };
         let mut encoded = BytesMut::from(&encoded[..]);
         // The base offset and leader epoch are outside the CRC: put back the stored ones.
         encoded[0..8].copy_from_slice(&header.base_offset.to_be_bytes());

@@ -333,9 +333,10 @@ fn lookup<'a>(image: &'a MetadataImage, id: &str, world: World) -> Result<&'a st
     let plugin = image
         .plugin(name, version)
         .ok_or_else(|| format!("plugin {id} is not uploaded"))?;
-    // Either form of partitioner (typed or batch) may be attached as `partitioner`.
+    // Either form (typed or batch) of a partitioner or an interceptor may be attached.
     let same_kind = plugin.world == world.name()
-        || (world.is_partitioner() && World::parse(&plugin.world).is_some_and(World::is_partitioner));
+        || (world.is_partitioner() && World::parse(&plugin.world).is_some_and(World::is_partitioner))
+        || (world.is_interceptor() && World::parse(&plugin.world).is_some_and(World::is_interceptor));
     if !same_kind {
         return Err(format!("plugin {id} is a {}, not a {}", plugin.world, world.name()));
     }

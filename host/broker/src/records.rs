@@ -1,49 +1,40 @@
 //! Decoding and re-encoding whole record batches, for the rare paths that must look
 //! inside them (plugins, ListOffsets by timestamp). The produce and fetch paths of a topic
-//! without plugins never come here.
+//! without plugins never come here. The records themselves are coded by
+//! `strom_plugins::codec`; this module adds the batch around them (header, compression, CRC).
 //!
 //! A rewritten batch keeps its producer id, epoch, base sequence and last offset delta, so
 //! idempotent de-duplication and offsets work as before; dropped records leave offset gaps
 //! (as compaction does), which every Kafka client handles.
 
-use anyhow::{bail, Context};
+use std::borrow::Cow;
+
+use anyhow::bail;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Snappy, Zstd};
-use strom_plugins::{Header, KafkaRecord};
+use strom_plugins::{codec, KafkaRecord};
 use strom_storage::batch::{BatchHeader, HEADER_BYTES, LOG_OVERHEAD};
 
 /// A batch's header and its records; offset deltas are relative to the batch base.
+#[cfg(test)]
 #[derive(Debug, Clone)]
 pub struct DecodedBatch {
     pub header: BatchHeader,
     pub records: Vec<KafkaRecord>,
 }
 
+#[cfg(test)]
 pub fn decode(batch: &[u8]) -> anyhow::Result<DecodedBatch> {
     let header = BatchHeader::parse(batch)?;
-    if batch.len() < header.total_bytes() {
-        bail!(
-            "batch of {} bytes is truncated to {}",
-            header.total_bytes(),
-            batch.len()
-        );
-    }
-    let mut body = Bytes::copy_from_slice(&batch[HEADER_BYTES..header.total_bytes()]);
-    let count = header.records_count.max(0) as usize;
-    let records = match header.compression() {
-        0 => parse_records(&mut body, count, &header)?,
-        1 => Gzip::decompress(&mut body, |b| parse_records(b, count, &header))?,
-        2 => Snappy::decompress(&mut body, |b| parse_records(b, count, &header))?,
-        3 => Lz4::decompress(&mut body, |b| parse_records(b, count, &header))?,
-        4 => Zstd::decompress(&mut body, |b| parse_records(b, count, &header))?,
-        other => bail!("unknown compression codec {other}"),
-    };
+    let section = records_section(batch, &header)?;
+    let records = codec::decode_records(&section, header.records_count.max(0) as usize, header.base_timestamp)
+        .map_err(|e| anyhow::anyhow!(e))?;
     Ok(DecodedBatch { header, records })
 }
 
 /// The batch's records in Kafka's record encoding, decompressed: borrowed from the batch
 /// when it is not compressed.
-pub fn records_section<'a>(batch: &'a [u8], header: &BatchHeader) -> anyhow::Result<std::borrow::Cow<'a, [u8]>> {
+pub fn records_section<'a>(batch: &'a [u8], header: &BatchHeader) -> anyhow::Result<Cow<'a, [u8]>> {
     if batch.len() < header.total_bytes() {
         bail!(
             "batch of {} bytes is truncated to {}",
@@ -53,7 +44,7 @@ pub fn records_section<'a>(batch: &'a [u8], header: &BatchHeader) -> anyhow::Res
     }
     let section = &batch[HEADER_BYTES..header.total_bytes()];
     if header.compression() == 0 {
-        return Ok(std::borrow::Cow::Borrowed(section));
+        return Ok(Cow::Borrowed(section));
     }
     let mut body = Bytes::copy_from_slice(section);
     let take = |b: &mut Bytes| -> anyhow::Result<Vec<u8>> { Ok(b.copy_to_bytes(b.remaining()).to_vec()) };
@@ -64,99 +55,67 @@ pub fn records_section<'a>(batch: &'a [u8], header: &BatchHeader) -> anyhow::Res
         4 => Zstd::decompress(&mut body, take)?,
         other => bail!("unknown compression codec {other}"),
     };
-    Ok(std::borrow::Cow::Owned(plain))
-}
-
-fn parse_records(buf: &mut Bytes, count: usize, header: &BatchHeader) -> anyhow::Result<Vec<KafkaRecord>> {
-    let mut records = Vec::with_capacity(count);
-    for i in 0..count {
-        let length = varint(buf).with_context(|| format!("record {i} length"))?;
-        if length < 0 || buf.remaining() < length as usize {
-            bail!("record {i} claims {length} bytes, {} left", buf.remaining());
-        }
-        let mut r = buf.split_to(length as usize);
-        if !r.has_remaining() {
-            bail!("record {i} is empty");
-        }
-        let _attributes = r.get_i8();
-        let timestamp_delta = varint(&mut r)?;
-        let offset_delta = varint(&mut r)? as i32;
-        let key = bytes_field(&mut r)?;
-        let value = bytes_field(&mut r)?;
-        let header_count = varint(&mut r)?;
-        let mut headers = Vec::with_capacity(header_count.max(0) as usize);
-        for _ in 0..header_count.max(0) {
-            let key = bytes_field(&mut r)?.context("header key is null")?;
-            let value = bytes_field(&mut r)?;
-            headers.push(Header {
-                key: String::from_utf8(key).context("header key is not UTF-8")?,
-                value,
-            });
-        }
-        records.push(KafkaRecord {
-            offset_delta,
-            timestamp_ms: header.base_timestamp + timestamp_delta,
-            key,
-            value,
-            headers,
-        });
-    }
-    Ok(records)
+    Ok(Cow::Owned(plain))
 }
 
 /// Encodes `records` as one batch with `template`'s identity (producer id, epoch, base
 /// sequence, last offset delta, compression, timestamp type). The base offset is 0 and the
 /// leader epoch -1: the log sets both on append.
 pub fn encode(template: &BatchHeader, records: &[KafkaRecord]) -> anyhow::Result<Bytes> {
-    let mut raw = BytesMut::new();
     let base_timestamp = records
         .iter()
         .map(|r| r.timestamp_ms)
         .min()
         .unwrap_or(template.base_timestamp);
-    let max_timestamp = if template.timestamp_type() == strom_storage::TimestampType::LogAppendTime {
-        template.max_timestamp
-    } else {
-        records
-            .iter()
-            .map(|r| r.timestamp_ms)
-            .max()
-            .unwrap_or(template.max_timestamp)
-    };
-    for r in records {
-        let mut body = BytesMut::new();
-        body.put_i8(0);
-        put_varint(&mut body, r.timestamp_ms - base_timestamp);
-        put_varint(&mut body, r.offset_delta as i64);
-        put_bytes_field(&mut body, r.key.as_deref());
-        put_bytes_field(&mut body, r.value.as_deref());
-        put_varint(&mut body, r.headers.len() as i64);
-        for h in &r.headers {
-            put_bytes_field(&mut body, Some(h.key.as_bytes()));
-            put_bytes_field(&mut body, h.value.as_deref());
-        }
-        put_varint(&mut raw, body.len() as i64);
-        raw.put_slice(&body);
-    }
-    let mut compressed = BytesMut::new();
-    let copy = |b: &mut BytesMut| -> anyhow::Result<()> {
-        b.put_slice(&raw);
-        Ok(())
-    };
-    match template.compression() {
-        0 => compressed.put_slice(&raw),
-        1 => Gzip::compress(&mut compressed, copy)?,
-        2 => Snappy::compress(&mut compressed, copy)?,
-        3 => Lz4::compress(&mut compressed, copy)?,
-        4 => Zstd::compress(&mut compressed, copy)?,
-        other => bail!("unknown compression codec {other}"),
-    }
+    let max_delta = records
+        .iter()
+        .map(|r| r.timestamp_ms - base_timestamp)
+        .max()
+        .unwrap_or(0);
+    let mut section = Vec::new();
+    codec::encode_records(records, base_timestamp, &mut section);
     let last_offset_delta = records
         .iter()
         .map(|r| r.offset_delta)
         .max()
         .unwrap_or(0)
         .max(template.last_offset_delta);
+    let header = BatchHeader {
+        base_timestamp,
+        last_offset_delta,
+        ..*template
+    };
+    encode_section(&header, &section, records.len(), (0, max_delta))
+}
+
+/// A batch with `template`'s identity (producer id, epoch, base sequence, last offset delta,
+/// base timestamp, compression, timestamp type) around `count` records already in Kafka's
+/// record encoding, whose timestamp deltas span `timestamp_deltas`. Base offset 0 and leader
+/// epoch -1: the log sets both on append.
+pub fn encode_section(
+    template: &BatchHeader,
+    section: &[u8],
+    count: usize,
+    timestamp_deltas: (i64, i64),
+) -> anyhow::Result<Bytes> {
+    let max_timestamp = if template.timestamp_type() == strom_storage::TimestampType::LogAppendTime || count == 0 {
+        template.max_timestamp
+    } else {
+        template.base_timestamp + timestamp_deltas.1
+    };
+    let mut compressed = BytesMut::new();
+    let copy = |b: &mut BytesMut| -> anyhow::Result<()> {
+        b.put_slice(section);
+        Ok(())
+    };
+    match template.compression() {
+        0 => compressed.put_slice(section),
+        1 => Gzip::compress(&mut compressed, copy)?,
+        2 => Snappy::compress(&mut compressed, copy)?,
+        3 => Lz4::compress(&mut compressed, copy)?,
+        4 => Zstd::compress(&mut compressed, copy)?,
+        other => bail!("unknown compression codec {other}"),
+    }
     let mut out = BytesMut::with_capacity(HEADER_BYTES + compressed.len());
     out.put_i64(0);
     out.put_i32((HEADER_BYTES - LOG_OVERHEAD + compressed.len()) as i32);
@@ -164,62 +123,17 @@ pub fn encode(template: &BatchHeader, records: &[KafkaRecord]) -> anyhow::Result
     out.put_i8(2);
     out.put_u32(0); // CRC, below
     out.put_i16(template.attributes);
-    out.put_i32(last_offset_delta);
-    out.put_i64(base_timestamp);
+    out.put_i32(template.last_offset_delta);
+    out.put_i64(template.base_timestamp);
     out.put_i64(max_timestamp);
     out.put_i64(template.producer_id);
     out.put_i16(template.producer_epoch);
     out.put_i32(template.base_sequence);
-    out.put_i32(records.len() as i32);
+    out.put_i32(count as i32);
     out.put_slice(&compressed);
     let crc = crc32c::crc32c(&out[21..]);
     out[17..21].copy_from_slice(&crc.to_be_bytes());
     Ok(out.freeze())
-}
-
-fn varint(buf: &mut impl Buf) -> anyhow::Result<i64> {
-    let mut value: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        if !buf.has_remaining() {
-            bail!("varint runs past the end");
-        }
-        let byte = buf.get_u8();
-        value |= ((byte & 0x7f) as u64) << shift;
-        if byte & 0x80 == 0 {
-            return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
-        }
-    }
-    bail!("varint is too long")
-}
-
-fn put_varint(buf: &mut BytesMut, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        buf.put_u8((z as u8 & 0x7f) | 0x80);
-        z >>= 7;
-    }
-    buf.put_u8(z as u8);
-}
-
-fn bytes_field(buf: &mut Bytes) -> anyhow::Result<Option<Vec<u8>>> {
-    let len = varint(buf)?;
-    if len < 0 {
-        return Ok(None);
-    }
-    if buf.remaining() < len as usize {
-        bail!("field of {len} bytes runs past the record");
-    }
-    Ok(Some(buf.split_to(len as usize).to_vec()))
-}
-
-fn put_bytes_field(buf: &mut BytesMut, field: Option<&[u8]>) {
-    match field {
-        None => put_varint(buf, -1),
-        Some(b) => {
-            put_varint(buf, b.len() as i64);
-            buf.put_slice(b);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -19,6 +19,17 @@ pub mod batch_partitioner {
     });
 }
 
+pub mod batch_interceptor {
+    wasmtime::component::bindgen!({
+        world: "batch-interceptor-plugin",
+        path: "../../wit",
+        with: {
+            "strom:plugin/types": crate::bindings::partitioner::strom::plugin::types,
+            "strom:plugin/host": crate::bindings::partitioner::strom::plugin::host,
+        },
+    });
+}
+
 pub mod interceptor {
     wasmtime::component::bindgen!({
         world: "interceptor-plugin",
@@ -40,6 +51,7 @@ pub mod sasl {
     });
 }
 
+pub use batch_interceptor::exports::strom::plugin::batch_interceptor::{BatchVerdict, EncodedRecords};
 pub use interceptor::exports::strom::plugin::record_interceptor::Verdict;
 pub use partitioner::strom::plugin::host::Level;
 pub use partitioner::strom::plugin::types::{BatchContext, Header, KafkaRecord, PluginError};

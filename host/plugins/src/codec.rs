@@ -65,6 +65,49 @@ pub fn encode_records(records: &[KafkaRecord], base_timestamp: i64, out: &mut Ve
     }
 }
 
+/// Checks what a batch interceptor returned: `count` well-formed records whose offset
+/// deltas increase and stay within `0..=max_offset_delta`. Returns the smallest and largest
+/// timestamp delta (0, 0 for no records).
+pub fn check_records(mut buf: &[u8], count: usize, max_offset_delta: i32) -> Result<(i64, i64), String> {
+    let mut previous: Option<i64> = None;
+    let (mut min_ts, mut max_ts) = (i64::MAX, i64::MIN);
+    for i in 0..count {
+        let length = varint(&mut buf).map_err(|e| format!("record {i} length: {e}"))?;
+        if length < 1 || buf.len() < length as usize {
+            return Err(format!("record {i} claims {length} bytes, {} left", buf.len()));
+        }
+        let (record, rest) = buf.split_at(length as usize);
+        buf = rest;
+        let mut r = &record[1..];
+        let timestamp_delta = varint(&mut r).map_err(|e| format!("record {i} timestamp delta: {e}"))?;
+        let offset_delta = varint(&mut r).map_err(|e| format!("record {i} offset delta: {e}"))?;
+        if offset_delta < 0 || offset_delta > max_offset_delta as i64 || previous.is_some_and(|p| offset_delta <= p) {
+            return Err(format!(
+                "record {i} has offset delta {offset_delta}; deltas must increase within 0..={max_offset_delta}"
+            ));
+        }
+        previous = Some(offset_delta);
+        bytes_field(&mut r).map_err(|e| format!("record {i} key: {e}"))?;
+        bytes_field(&mut r).map_err(|e| format!("record {i} value: {e}"))?;
+        let headers = varint(&mut r).map_err(|e| format!("record {i} header count: {e}"))?;
+        for _ in 0..headers.max(0) {
+            bytes_field(&mut r)
+                .map_err(|e| format!("record {i} header key: {e}"))?
+                .ok_or_else(|| format!("record {i} has a null header key"))?;
+            bytes_field(&mut r).map_err(|e| format!("record {i} header value: {e}"))?;
+        }
+        if !r.is_empty() {
+            return Err(format!("record {i} has {} bytes after its headers", r.len()));
+        }
+        min_ts = min_ts.min(timestamp_delta);
+        max_ts = max_ts.max(timestamp_delta);
+    }
+    if !buf.is_empty() {
+        return Err(format!("{} bytes follow the {count} records", buf.len()));
+    }
+    Ok(if count == 0 { (0, 0) } else { (min_ts, max_ts) })
+}
+
 fn varint(buf: &mut &[u8]) -> Result<i64, &'static str> {
     let mut value: u64 = 0;
     for shift in (0..64).step_by(7) {
@@ -143,5 +186,11 @@ mod tests {
         );
         assert!(decode_records(&bytes[..bytes.len() - 1], 2, 990).is_err());
         assert!(decode_records(&bytes, 3, 990).is_err());
+        assert_eq!(check_records(&bytes, 2, 1), Ok((9, 10)));
+        assert!(check_records(&bytes, 2, 0).unwrap_err().contains("offset delta 1"));
+        assert!(check_records(&bytes, 1, 1).unwrap_err().contains("follow"));
+        let mut reversed = Vec::new();
+        encode_records(&[records[1].clone(), records[0].clone()], 990, &mut reversed);
+        assert!(check_records(&reversed, 2, 1).unwrap_err().contains("must increase"));
     }
 }

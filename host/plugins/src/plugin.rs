@@ -12,11 +12,12 @@ use parking_lot::Mutex;
 use wasmtime::component::Component;
 use wasmtime::{Store, Trap};
 
+use crate::bindings::batch_interceptor::{BatchInterceptorPlugin, BatchInterceptorPluginPre};
 use crate::bindings::batch_partitioner::{BatchPartitionerPlugin, BatchPartitionerPluginPre};
 use crate::bindings::interceptor::{InterceptorPlugin, InterceptorPluginPre};
 use crate::bindings::partitioner::{PartitionerPlugin, PartitionerPluginPre};
 use crate::bindings::sasl::{SaslPlugin, SaslPluginPre};
-use crate::bindings::{BatchContext, KafkaRecord, PluginError, SaslOutcome, Verdict};
+use crate::bindings::{BatchContext, BatchVerdict, EncodedRecords, KafkaRecord, PluginError, SaslOutcome, Verdict};
 use crate::codec;
 use crate::engine::{PluginEngine, EPOCH_TICK, PLUGIN_MEMORY_BYTES_LIMIT};
 use crate::state::{CredentialLookup, State};
@@ -27,6 +28,7 @@ const POOL_INSTANCES_MAX: usize = 8;
 const PARTITIONER_EXPORT: &str = "strom:plugin/partitioner@0.1.0";
 const BATCH_PARTITIONER_EXPORT: &str = "strom:plugin/batch-partitioner@0.1.0";
 const INTERCEPTOR_EXPORT: &str = "strom:plugin/record-interceptor@0.1.0";
+const BATCH_INTERCEPTOR_EXPORT: &str = "strom:plugin/batch-interceptor@0.1.0";
 const SASL_EXPORT: &str = "strom:plugin/sasl-mechanism@0.1.0";
 
 /// The largest session state a SASL plugin may hand back: the broker keeps it per
@@ -41,6 +43,8 @@ pub enum World {
     /// A partitioner that takes records in Kafka's encoding (`batch-partitioner`).
     BatchPartitioner,
     Interceptor,
+    /// An interceptor that takes records in Kafka's encoding (`batch-interceptor`).
+    BatchInterceptor,
     /// The `sasl-plugin` world: server side of SASL mechanisms.
     Sasl,
 }
@@ -51,6 +55,7 @@ impl World {
             World::Partitioner => "partitioner",
             World::BatchPartitioner => "batch-partitioner",
             World::Interceptor => "record-interceptor",
+            World::BatchInterceptor => "batch-interceptor",
             World::Sasl => "sasl-plugin",
         }
     }
@@ -60,6 +65,7 @@ impl World {
             "partitioner" => Some(World::Partitioner),
             "batch-partitioner" => Some(World::BatchPartitioner),
             "record-interceptor" => Some(World::Interceptor),
+            "batch-interceptor" => Some(World::BatchInterceptor),
             "sasl-plugin" => Some(World::Sasl),
             _ => None,
         }
@@ -68,6 +74,11 @@ impl World {
     /// Whether plugins of this world choose partitions (either form).
     pub fn is_partitioner(self) -> bool {
         matches!(self, World::Partitioner | World::BatchPartitioner)
+    }
+
+    /// Whether plugins of this world intercept records (either form).
+    pub fn is_interceptor(self) -> bool {
+        matches!(self, World::Interceptor | World::BatchInterceptor)
     }
 }
 
@@ -148,6 +159,7 @@ enum Pre {
     Partitioner(PartitionerPluginPre<State>),
     BatchPartitioner(BatchPartitionerPluginPre<State>),
     Interceptor(InterceptorPluginPre<State>),
+    BatchInterceptor(BatchInterceptorPluginPre<State>),
     Sasl(SaslPluginPre<State>),
 }
 
@@ -155,6 +167,7 @@ enum Bound {
     Partitioner(PartitionerPlugin),
     BatchPartitioner(BatchPartitionerPlugin),
     Interceptor(InterceptorPlugin),
+    BatchInterceptor(BatchInterceptorPlugin),
     Sasl(SaslPlugin),
 }
 
@@ -189,6 +202,8 @@ pub fn world_of(engine: &PluginEngine, component: &Component) -> Result<World, L
         Ok(World::BatchPartitioner)
     } else if exports.iter().any(|e| e == INTERCEPTOR_EXPORT) {
         Ok(World::Interceptor)
+    } else if exports.iter().any(|e| e == BATCH_INTERCEPTOR_EXPORT) {
+        Ok(World::BatchInterceptor)
     } else if exports.iter().any(|e| e == SASL_EXPORT) {
         Ok(World::Sasl)
     } else {
@@ -222,6 +237,9 @@ impl LoadedPlugin {
             ),
             World::Interceptor => Pre::Interceptor(
                 InterceptorPluginPre::new(instance_pre).map_err(|e| LoadError::UnknownWorld(format!("{e:#}")))?,
+            ),
+            World::BatchInterceptor => Pre::BatchInterceptor(
+                BatchInterceptorPluginPre::new(instance_pre).map_err(|e| LoadError::UnknownWorld(format!("{e:#}")))?,
             ),
             World::Sasl => {
                 Pre::Sasl(SaslPluginPre::new(instance_pre).map_err(|e| LoadError::UnknownWorld(format!("{e:#}")))?)
@@ -280,6 +298,7 @@ impl LoadedPlugin {
             Pre::Partitioner(pre) => pre.instantiate(&mut store).map(Bound::Partitioner),
             Pre::BatchPartitioner(pre) => pre.instantiate(&mut store).map(Bound::BatchPartitioner),
             Pre::Interceptor(pre) => pre.instantiate(&mut store).map(Bound::Interceptor),
+            Pre::BatchInterceptor(pre) => pre.instantiate(&mut store).map(Bound::BatchInterceptor),
             Pre::Sasl(pre) => pre.instantiate(&mut store).map(Bound::Sasl),
         };
         match bound {
@@ -440,7 +459,8 @@ impl LoadedPlugin {
         Ok(partitions)
     }
 
-    /// Produce-side verdicts, one per record.
+    /// Produce-side verdicts, one per record (a `batch-interceptor` answers through
+    /// [`intercept_encoded`](Self::intercept_encoded); this typed form is for typed ones).
     pub fn on_produce(&self, ctx: &BatchContext, records: &[KafkaRecord]) -> Result<Vec<Verdict>, CallError> {
         self.intercept(ctx, records, true)
     }
@@ -451,12 +471,15 @@ impl LoadedPlugin {
     }
 
     fn intercept(&self, ctx: &BatchContext, records: &[KafkaRecord], produce: bool) -> Result<Vec<Verdict>, CallError> {
+        if self.world == World::BatchInterceptor {
+            return self.intercept_typed_through_batch(ctx, records, produce);
+        }
         let answer = self.with_instance(|store, bound| match bound {
             Bound::Interceptor(i) if produce => {
                 i.strom_plugin_record_interceptor().call_on_produce(store, ctx, records)
             }
             Bound::Interceptor(i) => i.strom_plugin_record_interceptor().call_on_fetch(store, ctx, records),
-            _ => unreachable!("world checked at load"),
+            _ => unreachable!("typed interceptor calls are made on typed interceptors only"),
         })?;
         let verdicts = answer.map_err(|e| self.refused(e))?;
         if verdicts.len() != records.len() {
@@ -464,6 +487,112 @@ impl LoadedPlugin {
         }
         Ok(verdicts)
     }
+
+    /// A batch interceptor called with typed records: they are encoded, and its answer is
+    /// turned back into one verdict per record (matched by offset delta).
+    fn intercept_typed_through_batch(
+        &self,
+        ctx: &BatchContext,
+        records: &[KafkaRecord],
+        produce: bool,
+    ) -> Result<Vec<Verdict>, CallError> {
+        let base_timestamp = records.iter().map(|r| r.timestamp_ms).min().unwrap_or(0);
+        let last_offset_delta = records.iter().map(|r| r.offset_delta).max().unwrap_or(0);
+        let mut encoded = Vec::new();
+        codec::encode_records(records, base_timestamp, &mut encoded);
+        let replaced =
+            self.intercept_encoded(ctx, &encoded, records.len(), base_timestamp, last_offset_delta, produce)?;
+        let Some((bytes, count)) = replaced else {
+            return Ok(records.iter().map(|_| Verdict::Keep).collect());
+        };
+        let mut replacements = codec::decode_records(&bytes, count, base_timestamp)
+            .map_err(|e| self.bad_answer(format!("replacement records: {e}")))?
+            .into_iter()
+            .peekable();
+        Ok(records
+            .iter()
+            .map(
+                |original| match replacements.next_if(|r| r.offset_delta == original.offset_delta) {
+                    Some(replacement) => Verdict::Replace(replacement),
+                    None => Verdict::Drop,
+                },
+            )
+            .collect())
+    }
+
+    /// Runs the interceptor over `count` records in Kafka's record encoding (a batch's
+    /// records after decompression). `None`: keep the batch; `Some((records, count))`: its
+    /// new records, checked to be well-formed with increasing offset deltas within
+    /// `0..=last_offset_delta`. A typed interceptor gets the records decoded, and its
+    /// verdicts are applied and encoded here.
+    pub fn intercept_encoded(
+        &self,
+        ctx: &BatchContext,
+        records: &[u8],
+        count: usize,
+        base_timestamp: i64,
+        last_offset_delta: i32,
+        produce: bool,
+    ) -> Result<Option<(Vec<u8>, usize)>, CallError> {
+        if self.world == World::Interceptor {
+            let decoded = codec::decode_records(records, count, base_timestamp).map_err(|e| CallError::BadAnswer {
+                plugin: self.id.to_string(),
+                message: format!("the batch's records cannot be decoded: {e}"),
+            })?;
+            let verdicts = self.intercept(ctx, &decoded, produce)?;
+            let (kept, changed) = apply(decoded, verdicts);
+            if !changed {
+                return Ok(None);
+            }
+            let mut encoded = Vec::with_capacity(records.len());
+            codec::encode_records(&kept, base_timestamp, &mut encoded);
+            return Ok(Some((encoded, kept.len())));
+        }
+        let input = EncodedRecords {
+            records: records.to_vec(),
+            count: count as u32,
+        };
+        let answer = self.with_instance(|store, bound| match bound {
+            Bound::BatchInterceptor(i) if produce => i
+                .strom_plugin_batch_interceptor()
+                .call_on_produce_batch(store, ctx, &input),
+            Bound::BatchInterceptor(i) => i
+                .strom_plugin_batch_interceptor()
+                .call_on_fetch_batch(store, ctx, &input),
+            _ => unreachable!("world checked at load"),
+        })?;
+        match answer.map_err(|e| self.refused(e))? {
+            BatchVerdict::Keep => Ok(None),
+            BatchVerdict::Replace(out) => {
+                codec::check_records(&out.records, out.count as usize, last_offset_delta)
+                    .map_err(|e| self.bad_answer(format!("replacement records: {e}")))?;
+                Ok(Some((out.records, out.count as usize)))
+            }
+        }
+    }
+}
+
+/// Applies typed verdicts; returns the records and whether any verdict changed something.
+/// A replacement keeps the offset delta of the record it replaces.
+fn apply(records: Vec<KafkaRecord>, verdicts: Vec<Verdict>) -> (Vec<KafkaRecord>, bool) {
+    let mut changed = false;
+    let kept = records
+        .into_iter()
+        .zip(verdicts)
+        .filter_map(|(original, verdict)| match verdict {
+            Verdict::Keep => Some(original),
+            Verdict::Drop => {
+                changed = true;
+                None
+            }
+            Verdict::Replace(mut replacement) => {
+                changed = true;
+                replacement.offset_delta = original.offset_delta;
+                Some(replacement)
+            }
+        })
+        .collect();
+    (kept, changed)
 }
 
 /// SASL plugins (the `sasl-plugin` world). The session state is opaque bytes the broker

@@ -56,7 +56,11 @@ fn inspect_knows_worlds_and_refuses_the_rest() {
         rt.inspect(&bytes(artifacts::JSON_FIELD_PARTITIONER)).unwrap(),
         World::Partitioner
     );
-    assert_eq!(rt.inspect(&bytes(artifacts::HEADER_STAMP)).unwrap(), World::Interceptor);
+    assert_eq!(
+        rt.inspect(&bytes(artifacts::HEADER_STAMP)).unwrap(),
+        World::BatchInterceptor
+    );
+    assert_eq!(rt.inspect(&bytes(artifacts::FIELD_REDACT)).unwrap(), World::Interceptor);
     assert!(matches!(
         rt.inspect(b"definitely not wasm"),
         Err(LoadError::NotAComponent(_))
