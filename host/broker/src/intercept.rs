@@ -80,13 +80,11 @@ impl<'a> Section<'a> {
                 produce,
             )
             .map_err(call_refusal)?;
-        if let Some((records, count)) = replaced {
-            self.timestamp_deltas = Some(
-                strom_plugins::codec::check_records(&records, count, header.last_offset_delta)
-                    .map_err(|e| (ResponseError::UnknownServerError, e))?,
-            );
-            self.records = Cow::Owned(records);
-            self.count = count;
+        if let Some(replaced) = replaced {
+            // strom-plugins has checked the records (and measured their timestamps).
+            self.timestamp_deltas = Some(replaced.timestamp_deltas);
+            self.records = Cow::Owned(replaced.records);
+            self.count = replaced.count;
         }
         Ok(())
     }

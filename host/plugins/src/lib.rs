@@ -28,7 +28,7 @@ pub use bindings::{
     BatchContext, Header, KafkaRecord, PluginError, SaslOutcome, SaslPrincipal, ScramCredential, Verdict,
 };
 pub use engine::content_hash;
-pub use plugin::{CallError, Limits, LoadError, LoadedPlugin, World, SASL_STATE_BYTES_MAX};
+pub use plugin::{CallError, Limits, LoadError, LoadedPlugin, ReplacedRecords, World, SASL_STATE_BYTES_MAX};
 pub use state::CredentialLookup;
 
 /// Compiles, validates and loads plugins.

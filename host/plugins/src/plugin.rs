@@ -502,10 +502,10 @@ impl LoadedPlugin {
         codec::encode_records(records, base_timestamp, &mut encoded);
         let replaced =
             self.intercept_encoded(ctx, &encoded, records.len(), base_timestamp, last_offset_delta, produce)?;
-        let Some((bytes, count)) = replaced else {
+        let Some(replaced) = replaced else {
             return Ok(records.iter().map(|_| Verdict::Keep).collect());
         };
-        let mut replacements = codec::decode_records(&bytes, count, base_timestamp)
+        let mut replacements = codec::decode_records(&replaced.records, replaced.count, base_timestamp)
             .map_err(|e| self.bad_answer(format!("replacement records: {e}")))?
             .into_iter()
             .peekable();
@@ -521,9 +521,8 @@ impl LoadedPlugin {
     }
 
     /// Runs the interceptor over `count` records in Kafka's record encoding (a batch's
-    /// records after decompression). `None`: keep the batch; `Some((records, count))`: its
-    /// new records, checked to be well-formed with increasing offset deltas within
-    /// `0..=last_offset_delta`. A typed interceptor gets the records decoded, and its
+    /// records after decompression). `None`: keep the batch; otherwise its new records,
+    /// checked to be well-formed with increasing offset deltas within `0..=last_offset_delta`. A typed interceptor gets the records decoded, and its
     /// verdicts are applied and encoded here.
     pub fn intercept_encoded(
         &self,
@@ -533,7 +532,7 @@ impl LoadedPlugin {
         base_timestamp: i64,
         last_offset_delta: i32,
         produce: bool,
-    ) -> Result<Option<(Vec<u8>, usize)>, CallError> {
+    ) -> Result<Option<ReplacedRecords>, CallError> {
         if self.world == World::Interceptor {
             let decoded = codec::decode_records(records, count, base_timestamp).map_err(|e| CallError::BadAnswer {
                 plugin: self.id.to_string(),
@@ -546,7 +545,16 @@ impl LoadedPlugin {
             }
             let mut encoded = Vec::with_capacity(records.len());
             codec::encode_records(&kept, base_timestamp, &mut encoded);
-            return Ok(Some((encoded, kept.len())));
+            let deltas = kept.iter().map(|r| r.timestamp_ms - base_timestamp);
+            let timestamp_deltas = match (deltas.clone().min(), deltas.max()) {
+                (Some(min), Some(max)) => (min, max),
+                _ => (0, 0),
+            };
+            return Ok(Some(ReplacedRecords {
+                records: encoded,
+                count: kept.len(),
+                timestamp_deltas,
+            }));
         }
         let input = EncodedRecords {
             records: records.to_vec(),
@@ -564,12 +572,25 @@ impl LoadedPlugin {
         match answer.map_err(|e| self.refused(e))? {
             BatchVerdict::Keep => Ok(None),
             BatchVerdict::Replace(out) => {
-                codec::check_records(&out.records, out.count as usize, last_offset_delta)
+                let timestamp_deltas = codec::check_records(&out.records, out.count as usize, last_offset_delta)
                     .map_err(|e| self.bad_answer(format!("replacement records: {e}")))?;
-                Ok(Some((out.records, out.count as usize)))
+                Ok(Some(ReplacedRecords {
+                    records: out.records,
+                    count: out.count as usize,
+                    timestamp_deltas,
+                }))
             }
         }
     }
+}
+
+/// The records an interceptor put in place of a batch's: `count` records in Kafka's
+/// encoding, checked, with the span of their timestamp deltas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplacedRecords {
+    pub records: Vec<u8>,
+    pub count: usize,
+    pub timestamp_deltas: (i64, i64),
 }
 
 /// Applies typed verdicts; returns the records and whether any verdict changed something.
