@@ -4,9 +4,10 @@
 //! limit on every wait.
 //!
 //! Every test file includes this module with `mod common;`; not every file uses every helper.
-//! `wire.rs` builds Kafka frames and record batches by hand for the raw-socket tests.
+//! `members.rs` runs long-lived group members and reads their events. `wire.rs` builds Kafka frames and record batches by hand for the raw-socket tests.
 #![allow(dead_code)]
 
+pub mod members;
 pub mod wire;
 
 use std::fs::{File, OpenOptions};
