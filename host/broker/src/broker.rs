@@ -47,13 +47,7 @@ impl Broker {
         let image = metadata.image();
         let partitions = PartitionManager::open(&config.log_dir, &image, &config, now_ms())?;
         let coordinator = GroupCoordinator::new(
-            GroupSettings {
-                initial_rebalance_delay: std::time::Duration::from_millis(
-                    config.i64("group.initial.rebalance.delay.ms").max(0) as u64,
-                ),
-                min_session_timeout_ms: config.i64("group.min.session.timeout.ms") as i32,
-                max_session_timeout_ms: config.i64("group.max.session.timeout.ms") as i32,
-            },
+            GroupSettings::from_config(&config)?,
             config.i64("offsets.topic.num.partitions") as i32,
         );
         let offset_records = coordinator.offsets.load(&partitions)?;
@@ -145,6 +139,12 @@ impl Broker {
             ApiKey::OffsetCommit => serve!(OffsetCommitRequest, handlers::offsets::offset_commit),
             ApiKey::OffsetFetch => serve!(OffsetFetchRequest, handlers::offsets::offset_fetch),
             ApiKey::OffsetDelete => serve!(OffsetDeleteRequest, handlers::offsets::offset_delete),
+            ApiKey::ConsumerGroupHeartbeat => {
+                serve!(ConsumerGroupHeartbeatRequest, handlers::consumer_group::heartbeat)
+            }
+            ApiKey::ConsumerGroupDescribe => {
+                serve!(ConsumerGroupDescribeRequest, handlers::consumer_group::describe)
+            }
             other => return Err(FrameError::UnknownApiKey(other as i16)),
         };
         Ok(response)

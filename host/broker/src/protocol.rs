@@ -37,6 +37,8 @@ pub fn supported_versions() -> Vec<(ApiKey, i16, i16)> {
         range::<OffsetCommitRequest>(ApiKey::OffsetCommit, 9),
         range::<OffsetFetchRequest>(ApiKey::OffsetFetch, 9),
         range::<OffsetDeleteRequest>(ApiKey::OffsetDelete, 0),
+        range::<ConsumerGroupHeartbeatRequest>(ApiKey::ConsumerGroupHeartbeat, 1),
+        range::<ConsumerGroupDescribeRequest>(ApiKey::ConsumerGroupDescribe, 1),
     ]
 }
 

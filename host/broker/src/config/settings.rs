@@ -80,6 +80,13 @@ pub static SETTINGS: &[Setting] = &[
     s("group.initial.rebalance.delay.ms", "3000", Int, None, "How long a new consumer group waits for more members before its first rebalance completes."),
     s("group.min.session.timeout.ms", "6000", Int, None, "The smallest session.timeout.ms a group member may ask for."),
     s("group.max.session.timeout.ms", "1800000", Int, None, "The largest session.timeout.ms a group member may ask for."),
+    s("group.consumer.session.timeout.ms", "45000", Int, None, "Session timeout of consumer-protocol (KIP-848) group members: a member that sends no heartbeat for this long is removed."),
+    s("group.consumer.min.session.timeout.ms", "45000", Int, None, "The smallest group.consumer.session.timeout.ms allowed."),
+    s("group.consumer.max.session.timeout.ms", "60000", Int, None, "The largest group.consumer.session.timeout.ms allowed."),
+    s("group.consumer.heartbeat.interval.ms", "5000", Int, None, "How often consumer-protocol (KIP-848) group members are told to send heartbeats."),
+    s("group.consumer.min.heartbeat.interval.ms", "5000", Int, None, "The smallest group.consumer.heartbeat.interval.ms allowed."),
+    s("group.consumer.max.heartbeat.interval.ms", "15000", Int, None, "The largest group.consumer.heartbeat.interval.ms allowed."),
+    s("group.consumer.assignors", "uniform,range", List, None, "Server-side assignors of consumer-protocol groups (uniform, range; Kafka's class names are accepted too). The first is the default; members choose with group.remote.assignor."),
     s("offsets.topic.num.partitions", "50", Int, None, "Partitions of the internal __consumer_offsets topic, created on first use."),
     s("offsets.topic.segment.bytes", "104857600", Int, None, "Segment size of the __consumer_offsets topic."),
     s("admin.listener", "127.0.0.1:9644", String, None, "host:port of the admin HTTP API (plugin upload and listing); empty disables it."),
@@ -130,6 +137,12 @@ pub fn validate(setting: &Setting, value: &str) -> Result<(), std::string::Strin
             }
             ("log.cleanup.policy", v) if v.split(',').any(|p| !matches!(p.trim(), "delete" | "compact")) => {
                 bad("expected delete, compact or delete,compact")
+            }
+            ("group.consumer.assignors", v)
+                if v.split(',')
+                    .any(|a| crate::coordinator::assignor::canonical_name(a).is_none()) =>
+            {
+                bad("expected a comma-separated list of uniform and range")
             }
             ("partitioner.mode", v) if v != "route" && v != "enforce" => bad("expected route or enforce"),
             ("partitioner", v) if !v.is_empty() && !is_plugin_id(v) => bad("expected NAME@VERSION"),

@@ -1,14 +1,25 @@
-//! The group coordinator for the classic consumer group protocol (JoinGroup, SyncGroup,
-//! Heartbeat, LeaveGroup) and committed offsets.
+//! The group coordinator: groups of the classic protocol (JoinGroup, SyncGroup, Heartbeat,
+//! LeaveGroup), groups of the consumer protocol (KIP-848, ConsumerGroupHeartbeat) and
+//! committed offsets.
 //!
-//! - [`group`]: one group's state machine (members, generations, rebalances).
+//! - [`group`]: one classic group's state machine (members, generations, rebalances).
+//! - [`consumer_group`]: one consumer-protocol group (epochs, target assignment,
+//!   reconciliation); [`assignor`]: its server-side assignors.
 //! - [`offsets`]: committed offsets and their persistence in `__consumer_offsets`.
+//!
+//! A group id belongs to one protocol at a time: a classic JoinGroup on a consumer group
+//! with members fails with INCONSISTENT_GROUP_PROTOCOL, a ConsumerGroupHeartbeat on a
+//! classic group with members with GROUP_ID_NOT_FOUND (Kafka with online migration
+//! disabled); an empty group of either kind is converted. Consumer groups live in memory
+//! only: a restart forgets them (their committed offsets stay).
 //!
 //! Handlers translate wire messages to the plain calls here. Waiting (a JoinGroup held
 //! until the rebalance completes, a SyncGroup until the leader assigns) happens outside
 //! the lock on oneshot channels; [`GroupCoordinator::tick`] drives session and rebalance
-//! timeouts.
+//! timeouts. Lock order: `groups`, then `consumer_groups`.
 
+pub mod assignor;
+pub mod consumer_group;
 pub mod group;
 pub mod offsets;
 
@@ -23,10 +34,12 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use consumer_group::{ConsumerGroup, ConsumerMember, ConsumerSettings, Heartbeat, HeartbeatAnswer, Refusal, Topics};
 use group::{Group, GroupState, Member};
 pub use group::{JoinOutcome, SyncOutcome};
 use offsets::{Committed, OffsetStore};
 
+use crate::config::BrokerConfig;
 use crate::partitions::PartitionManager;
 
 #[derive(Debug, Clone)]
@@ -34,6 +47,62 @@ pub struct GroupSettings {
     pub initial_rebalance_delay: Duration,
     pub min_session_timeout_ms: i32,
     pub max_session_timeout_ms: i32,
+    pub consumer: ConsumerSettings,
+}
+
+impl GroupSettings {
+    /// The group settings of `config`, with Kafka's checks of the consumer protocol's
+    /// session timeout and heartbeat interval against their bounds.
+    pub fn from_config(config: &BrokerConfig) -> anyhow::Result<GroupSettings> {
+        let int = |name: &str| config.i64(name) as i32;
+        let bounded = |name: &str, min: &str, max: &str| -> anyhow::Result<i32> {
+            let (v, lo, hi) = (int(name), int(min), int(max));
+            anyhow::ensure!(
+                lo <= v && v <= hi,
+                "{name} ({v}) must be between {min} ({lo}) and {max} ({hi})"
+            );
+            Ok(v)
+        };
+        let session_timeout_ms = bounded(
+            "group.consumer.session.timeout.ms",
+            "group.consumer.min.session.timeout.ms",
+            "group.consumer.max.session.timeout.ms",
+        )?;
+        let heartbeat_interval_ms = bounded(
+            "group.consumer.heartbeat.interval.ms",
+            "group.consumer.min.heartbeat.interval.ms",
+            "group.consumer.max.heartbeat.interval.ms",
+        )?;
+        anyhow::ensure!(
+            heartbeat_interval_ms < session_timeout_ms,
+            "group.consumer.heartbeat.interval.ms ({heartbeat_interval_ms}) must be lower than \
+             group.consumer.session.timeout.ms ({session_timeout_ms})"
+        );
+        let mut assignors = Vec::new();
+        for name in config
+            .get("group.consumer.assignors")
+            .split(',')
+            .filter(|n| !n.trim().is_empty())
+        {
+            let known = assignor::canonical_name(name).ok_or_else(|| {
+                anyhow::anyhow!("group.consumer.assignors: unknown assignor {name:?} (known: uniform, range)")
+            })?;
+            if !assignors.contains(&known) {
+                assignors.push(known);
+            }
+        }
+        anyhow::ensure!(!assignors.is_empty(), "group.consumer.assignors names no assignor");
+        Ok(GroupSettings {
+            initial_rebalance_delay: Duration::from_millis(config.i64("group.initial.rebalance.delay.ms").max(0) as u64),
+            min_session_timeout_ms: int("group.min.session.timeout.ms"),
+            max_session_timeout_ms: int("group.max.session.timeout.ms"),
+            consumer: ConsumerSettings {
+                session_timeout_ms,
+                heartbeat_interval_ms,
+                assignors,
+            },
+        })
+    }
 }
 
 pub struct JoinRequest {
@@ -82,8 +151,19 @@ enum Step {
     Wait(oneshot::Receiver<JoinOutcome>),
 }
 
+/// A consumer-protocol group as ConsumerGroupDescribe shows it.
+pub struct ConsumerGroupDescription {
+    pub state: &'static str,
+    pub epoch: i32,
+    pub assignment_epoch: i32,
+    pub assignor: &'static str,
+    /// Each member with its target assignment.
+    pub members: Vec<(ConsumerMember, assignor::Assignment)>,
+}
+
 pub struct GroupCoordinator {
     groups: Mutex<HashMap<String, Group>>,
+    consumer_groups: Mutex<HashMap<String, ConsumerGroup>>,
     pub offsets: OffsetStore,
     settings: GroupSettings,
 }
@@ -95,6 +175,7 @@ impl GroupCoordinator {
     pub fn new(settings: GroupSettings, offsets_partitions: i32) -> GroupCoordinator {
         GroupCoordinator {
             groups: Mutex::new(HashMap::new()),
+            consumer_groups: Mutex::new(HashMap::new()),
             offsets: OffsetStore::new(offsets_partitions),
             settings,
         }
@@ -117,6 +198,16 @@ impl GroupCoordinator {
         let fail = |e: ResponseError| Step::Now(JoinOutcome::error(e, &req.member_id));
         if req.group_id.is_empty() {
             return fail(ResponseError::InvalidGroupId);
+        }
+        {
+            let mut consumer = self.consumer_groups.lock();
+            if let Some(group) = consumer.get(&req.group_id) {
+                if !group.members.is_empty() {
+                    return fail(ResponseError::InconsistentGroupProtocol);
+                }
+                consumer.remove(&req.group_id);
+                tracing::info!(group = %req.group_id, "converted the empty consumer group to a classic group");
+            }
         }
         if req.session_timeout_ms < self.settings.min_session_timeout_ms
             || req.session_timeout_ms > self.settings.max_session_timeout_ms
@@ -373,6 +464,116 @@ impl GroupCoordinator {
         Ok(results)
     }
 
+    pub fn consumer_settings(&self) -> &ConsumerSettings {
+        &self.settings.consumer
+    }
+
+    /// A ConsumerGroupHeartbeat (already validated as a request): joins, heartbeats and
+    /// leaves of a consumer-protocol group.
+    pub fn consumer_heartbeat(
+        &self,
+        group_id: &str,
+        hb: Heartbeat,
+        topics: &dyn Topics,
+    ) -> Result<HeartbeatAnswer, Refusal> {
+        let now = Instant::now();
+        let mut classic = self.groups.lock();
+        if let Some(group) = classic.get(group_id) {
+            let empty = group.members.is_empty() && group.pending_members.is_empty();
+            if hb.member_epoch != 0 || !empty {
+                return Err((
+                    ResponseError::GroupIdNotFound,
+                    format!("Group {group_id} is not a consumer group."),
+                ));
+            }
+            classic.remove(group_id);
+            tracing::info!(
+                group = group_id,
+                "converted the empty classic group to a consumer group"
+            );
+        }
+        let mut consumer = self.consumer_groups.lock();
+        drop(classic);
+        if hb.member_epoch != 0 && !consumer.contains_key(group_id) {
+            // Kafka says GROUP_ID_NOT_FOUND here, which its clients treat as fatal. Its
+            // groups survive restarts; Strom's consumer groups do not, so a member that
+            // outlived a restart is told to rejoin instead.
+            return Err((
+                ResponseError::UnknownMemberId,
+                format!(
+                    "Member {} is not a member of group {group_id}: the group is not known (consumer groups are \
+                     not kept across broker restarts); rejoin with member epoch 0.",
+                    hb.member_id
+                ),
+            ));
+        }
+        let group = consumer
+            .entry(group_id.to_string())
+            .or_insert_with(|| ConsumerGroup::new(group_id));
+        if hb.member_epoch < 0 {
+            group.leave(
+                &hb.member_id,
+                hb.instance_id.as_deref(),
+                hb.member_epoch,
+                &self.settings.consumer,
+                now,
+            )
+        } else {
+            group.heartbeat(hb, &self.settings.consumer, topics, now)
+        }
+    }
+
+    /// ConsumerGroupDescribe of one group.
+    pub fn describe_consumer_group(&self, group_id: &str) -> Result<ConsumerGroupDescription, Refusal> {
+        let consumer = self.consumer_groups.lock();
+        let Some(group) = consumer.get(group_id) else {
+            let classic = self.groups.lock().contains_key(group_id) || self.offsets.has_group(group_id);
+            return Err((
+                ResponseError::GroupIdNotFound,
+                if classic {
+                    format!("Group {group_id} is not a consumer group.")
+                } else {
+                    format!("Group {group_id} not found.")
+                },
+            ));
+        };
+        Ok(ConsumerGroupDescription {
+            state: group.state().name(),
+            epoch: group.epoch,
+            assignment_epoch: group.assignment_epoch,
+            assignor: group.preferred_assignor(&self.settings.consumer),
+            members: group
+                .members
+                .values()
+                .map(|m| (m.clone(), group.target.get(&m.id).cloned().unwrap_or_default()))
+                .collect(),
+        })
+    }
+
+    /// OffsetFetch v9+ of a consumer group by one of its members: the member must exist
+    /// and come with its current epoch (an admin fetch names no member).
+    pub fn check_offset_fetch(
+        &self,
+        group_id: &str,
+        member_id: Option<&str>,
+        member_epoch: i32,
+    ) -> Result<(), ResponseError> {
+        let consumer = self.consumer_groups.lock();
+        let Some(group) = consumer.get(group_id) else {
+            return Ok(());
+        };
+        if member_epoch < 0 && member_id.is_none() {
+            return Ok(());
+        }
+        let member = member_id
+            .and_then(|id| group.members.get(id))
+            .ok_or(ResponseError::UnknownMemberId)?;
+        if member.epoch != member_epoch {
+            return Err(ResponseError::StaleMemberEpoch);
+        }
+        Ok(())
+    }
+
     /// Kafka's rules for who may commit: a "simple" consumer (generation -1, no member)
     /// only to a group without members; a group member only for the current generation.
     pub fn check_commit(
@@ -381,14 +582,31 @@ impl GroupCoordinator {
         generation: i32,
         member_id: &str,
         instance_id: Option<&str>,
+        version: i16,
     ) -> Result<(), ResponseError> {
         if group_id.is_empty() {
             return Err(ResponseError::InvalidGroupId);
         }
         let mut groups = self.groups.lock();
+        if let Some(group) = self.consumer_groups.lock().get(group_id) {
+            // A consumer-protocol group: the generation is the member epoch (KIP-848).
+            if generation < 0 && group.members.is_empty() {
+                return Ok(());
+            }
+            let member = group.members.get(member_id).ok_or(ResponseError::UnknownMemberId)?;
+            if version < 9 {
+                return Err(ResponseError::UnsupportedVersion);
+            }
+            if generation != member.epoch {
+                return Err(ResponseError::StaleMemberEpoch);
+            }
+            return Ok(());
+        }
         let Some(group) = groups.get_mut(group_id) else {
             return if generation < 0 {
                 Ok(())
+            } else if version >= 9 {
+                Err(ResponseError::GroupIdNotFound)
             } else {
                 Err(ResponseError::IllegalGeneration)
             };
@@ -416,8 +634,13 @@ impl GroupCoordinator {
         self.offsets.commit(partitions, group_id, entries)
     }
 
+    /// DescribeGroups of a classic group. Kafka describes a consumer-protocol group as Dead
+    /// here (ConsumerGroupDescribe is the API for those).
     pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
         let groups = self.groups.lock();
+        if self.consumer_groups.lock().contains_key(group_id) {
+            return None;
+        }
         match groups.get(group_id) {
             Some(group) => {
                 let protocol = group.protocol.clone().unwrap_or_default();
@@ -454,9 +677,11 @@ impl GroupCoordinator {
         }
     }
 
-    /// (group id, protocol type, state) of every known group.
-    pub fn list(&self) -> Vec<(String, String, &'static str)> {
+    /// (group id, protocol type, state, group type) of every known group; the group type
+    /// is "classic" or "consumer" (ListGroups v5).
+    pub fn list(&self) -> Vec<(String, String, &'static str, &'static str)> {
         let groups = self.groups.lock();
+        let consumer = self.consumer_groups.lock();
         let mut out: Vec<_> = groups
             .values()
             .filter(|g| g.state != GroupState::Dead)
@@ -467,12 +692,21 @@ impl GroupCoordinator {
                         .clone()
                         .unwrap_or_else(|| OFFSETS_ONLY_PROTOCOL_TYPE.into()),
                     g.state.name(),
+                    "classic",
                 )
             })
             .collect();
+        for g in consumer.values() {
+            out.push((g.id.clone(), "consumer".into(), g.state().name(), "consumer"));
+        }
         for id in self.offsets.groups() {
-            if !groups.contains_key(&id) {
-                out.push((id, OFFSETS_ONLY_PROTOCOL_TYPE.into(), GroupState::Empty.name()));
+            if !groups.contains_key(&id) && !consumer.contains_key(&id) {
+                out.push((
+                    id,
+                    OFFSETS_ONLY_PROTOCOL_TYPE.into(),
+                    GroupState::Empty.name(),
+                    "classic",
+                ));
             }
         }
         out.sort();
@@ -482,11 +716,15 @@ impl GroupCoordinator {
     /// Deletes an empty group and its committed offsets.
     pub fn delete(&self, partitions: &PartitionManager, group_id: &str) -> Result<(), ResponseError> {
         let mut groups = self.groups.lock();
-        let known = groups.contains_key(group_id) || self.offsets.has_group(group_id);
+        let mut consumer = self.consumer_groups.lock();
+        let known =
+            groups.contains_key(group_id) || consumer.contains_key(group_id) || self.offsets.has_group(group_id);
         if !known {
             return Err(ResponseError::GroupIdNotFound);
         }
-        if groups.get(group_id).is_some_and(|g| !g.members.is_empty()) {
+        if groups.get(group_id).is_some_and(|g| !g.members.is_empty())
+            || consumer.get(group_id).is_some_and(|g| !g.members.is_empty())
+        {
             return Err(ResponseError::NonEmptyGroup);
         }
         let tombstones = self
@@ -500,6 +738,7 @@ impl GroupCoordinator {
             ResponseError::KafkaStorageError
         })?;
         groups.remove(group_id);
+        consumer.remove(group_id);
         tracing::info!(group = group_id, "deleted group");
         Ok(())
     }
@@ -507,6 +746,15 @@ impl GroupCoordinator {
     /// Topics the group's members subscribe to (consumer protocol), for OffsetDelete.
     pub fn subscribed_topics(&self, group_id: &str) -> Option<Vec<String>> {
         let groups = self.groups.lock();
+        if let Some(group) = self.consumer_groups.lock().get(group_id) {
+            return Some(
+                group
+                    .members
+                    .values()
+                    .flat_map(|m| m.subscribed_topic_names.iter().cloned())
+                    .collect(),
+            );
+        }
         let group = groups.get(group_id)?;
         if group.members.is_empty() || group.protocol_type.as_deref() != Some("consumer") {
             return Some(Vec::new());
@@ -528,7 +776,9 @@ impl GroupCoordinator {
     }
 
     pub fn is_known(&self, group_id: &str) -> bool {
-        self.groups.lock().contains_key(group_id) || self.offsets.has_group(group_id)
+        self.groups.lock().contains_key(group_id)
+            || self.consumer_groups.lock().contains_key(group_id)
+            || self.offsets.has_group(group_id)
     }
 
     /// Expires sessions and completes rebalances whose time has come.
@@ -548,6 +798,11 @@ impl GroupCoordinator {
                 && g.pending_members.is_empty()
                 && !self.offsets.has_group(id))
         });
+        let mut consumer = self.consumer_groups.lock();
+        for group in consumer.values_mut() {
+            group.expire(now);
+        }
+        consumer.retain(|id, g| !g.members.is_empty() || self.offsets.has_group(id));
     }
 }
 

@@ -280,11 +280,11 @@ pub async fn list_groups(broker: &Broker, ctx: &RequestContext, request: ListGro
     let states: Vec<String> = request.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: Vec<String> = request.types_filter.iter().map(|s| s.to_lowercase()).collect();
     let mut response = ListGroupsResponse::default();
-    for (id, protocol_type, state) in broker.coordinator.list() {
+    for (id, protocol_type, state, group_type) in broker.coordinator.list() {
         if !states.is_empty() && !states.contains(&state.to_lowercase()) {
             continue;
         }
-        if !types.is_empty() && !types.iter().any(|t| t == "classic") {
+        if !types.is_empty() && !types.iter().any(|t| t == group_type) {
             continue;
         }
         let mut g = ListedGroup::default();
@@ -294,7 +294,7 @@ pub async fn list_groups(broker: &Broker, ctx: &RequestContext, request: ListGro
             g.group_state = str_bytes(state);
         }
         if ctx.version >= 5 {
-            g.group_type = str_bytes("classic");
+            g.group_type = str_bytes(group_type);
         }
         response.groups.push(g);
     }
