@@ -232,6 +232,52 @@ mod raw {
         )
     }
 
+    /// OffsetCommit v8 of one offset for partition 0 of `topic`; returns its error code.
+    pub async fn commit(
+        conn: &Connection,
+        group: &str,
+        generation: i32,
+        member: &str,
+        topic: &str,
+        offset: i64,
+    ) -> i16 {
+        use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+        use kafka_protocol::messages::{OffsetCommitRequest, TopicName};
+        let request = OffsetCommitRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_generation_id_or_member_epoch(generation)
+            .with_member_id(s(member))
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(TopicName(s(topic)))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(offset)])]);
+        let response = tokio::time::timeout(CALL_TIMEOUT, conn.send(&request))
+            .await
+            .expect("OffsetCommit answered in time")
+            .expect("OffsetCommit");
+        response.topics[0].partitions[0].error_code
+    }
+
+    /// The committed offset of partition 0 of `topic` (-1: none), by OffsetFetch.
+    pub async fn committed(conn: &Connection, group: &str, topic: &str) -> i64 {
+        use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+        use kafka_protocol::messages::{OffsetFetchRequest, TopicName};
+        let request = OffsetFetchRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                .with_name(TopicName(s(topic)))
+                .with_partition_indexes(vec![0])]));
+        let response = conn
+            .submit(&request, 7)
+            .await
+            .expect("send OffsetFetch")
+            .wait()
+            .await
+            .expect("OffsetFetch");
+        response.topics[0].partitions[0].committed_offset
+    }
+
     /// (state, member ids) from DescribeGroups.
     pub async fn describe(conn: &Connection, group: &str) -> (String, Vec<String>) {
         let request = DescribeGroupsRequest::default().with_groups(vec![GroupId(s(group))]);
@@ -272,6 +318,93 @@ mod raw {
 }
 
 // ------------------------------------------------------------------ tests
+
+/// Offset retention with KIP-211's semantics (offsets.retention.ms=3000, checked every
+/// 200 ms): a group member commits and keeps heartbeating well past the retention period, and
+/// its offset stays, because a group with members that subscribes to the topic keeps its
+/// offsets. It leaves: the group is Empty, and the offset (committed long before) still stays
+/// until the group has been empty for the retention period, then goes. A simple consumer's
+/// offset (no group) expires by its commit time. Both are deleted with tombstones in
+/// __consumer_offsets: after a restart with a week of retention they are still gone, while
+/// an offset committed just before the restart is there.
+#[test]
+fn committed_offsets_expire_once_the_group_was_empty_for_the_retention_period() {
+    const RETENTION: Duration = Duration::from_millis(3000);
+    // A v0 consumer subscription to topic "ret".
+    const META: &[u8] = b"\x00\x00\x00\x00\x00\x01\x00\x03ret\xff\xff\xff\xff";
+    let mut settings = GROUP_SETTINGS.to_vec();
+    settings.extend([
+        ("offsets.retention.ms", "3000"),
+        ("offsets.retention.check.interval.ms", "200"),
+    ]);
+    let mut broker = Broker::start_with(&settings);
+    ck(&broker, &["produce", "ret", "1", "1"]);
+    let addr = broker.addr();
+    let rt = raw::runtime();
+    rt.block_on(async {
+        let m = raw::connect(&addr, "ret-m").await;
+        let g = "g-ret";
+        let first = raw::join(&m, g, "", None, META).await;
+        let id = first.member_id.to_string();
+        let joined = raw::join(&m, g, &id, None, META).await;
+        assert_eq!((joined.error_code, joined.generation_id), (NONE, 1));
+        assert_eq!(raw::sync(&m, g, 1, &id, None, &[(&id, b"")]).await.error_code, NONE);
+        assert_eq!(raw::commit(&m, g, 1, &id, "ret", 7).await, NONE);
+        assert_eq!(raw::commit(&m, "g-simple", -1, "", "ret", 5).await, NONE);
+        let committed_at = Instant::now();
+
+        // The member stays (heartbeats) for twice the retention: its offset stays too.
+        while committed_at.elapsed() < RETENTION * 2 {
+            assert_eq!(raw::heartbeat(&m, g, 1, &id, None).await, NONE);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        assert_eq!(
+            raw::committed(&m, g, "ret").await,
+            7,
+            "a group with members keeps its offsets"
+        );
+        // The simple consumer's offset expired by its commit time.
+        assert_eq!(raw::committed(&m, "g-simple", "ret").await, -1);
+
+        assert_eq!(raw::leave(&m, g, &id, None).await, (NONE, NONE));
+        let left_at = Instant::now();
+        assert_eq!(raw::describe(&m, g).await.0, "Empty");
+        tokio::time::sleep(RETENTION / 2).await;
+        assert_eq!(
+            raw::committed(&m, g, "ret").await,
+            7,
+            "kept until the group has been empty for the retention period"
+        );
+        let deadline = left_at + RETENTION + Duration::from_secs(5);
+        while raw::committed(&m, g, "ret").await != -1 {
+            assert!(
+                Instant::now() < deadline,
+                "offset not expired {:?} after the group became empty",
+                left_at.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            left_at.elapsed() >= RETENTION - Duration::from_millis(200),
+            "expired early: {:?}",
+            left_at.elapsed()
+        );
+        assert_eq!(raw::commit(&m, "g-fresh", -1, "", "ret", 3).await, NONE);
+    });
+    broker.sigterm(Duration::from_secs(30));
+    broker.set_option("offsets.retention.ms", "604800000");
+    broker.restart();
+    rt.block_on(async {
+        let m = raw::connect(&broker.addr(), "ret-check").await;
+        assert_eq!(
+            raw::committed(&m, "g-ret", "ret").await,
+            -1,
+            "the tombstone survives a restart"
+        );
+        assert_eq!(raw::committed(&m, "g-simple", "ret").await, -1);
+        assert_eq!(raw::committed(&m, "g-fresh", "ret").await, 3);
+    });
+}
 
 /// librdkafka: two members join a group on an empty 4-partition topic and settle on two
 /// partitions each, disjoint and covering the topic (so SyncGroup handed each member the

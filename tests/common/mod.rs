@@ -184,6 +184,12 @@ impl Broker {
         }
     }
 
+    /// Sets (or replaces) a `-o key=value` setting for the next start.
+    pub fn set_option(&mut self, key: &str, value: &str) {
+        self.opts.retain(|(k, _)| k != key);
+        self.opts.push((key.to_string(), value.to_string()));
+    }
+
     /// Start the broker again on the same port and data directory.
     pub fn restart(&mut self) {
         if let Err(log) = self.spawn() {

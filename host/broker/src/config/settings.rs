@@ -87,6 +87,9 @@ pub static SETTINGS: &[Setting] = &[
     s("group.consumer.min.heartbeat.interval.ms", "5000", Int, None, "The smallest group.consumer.heartbeat.interval.ms allowed."),
     s("group.consumer.max.heartbeat.interval.ms", "15000", Int, None, "The largest group.consumer.heartbeat.interval.ms allowed."),
     s("group.consumer.assignors", "uniform,range", List, None, "Server-side assignors of consumer-protocol groups (uniform, range; Kafka's class names are accepted too). The first is the default; members choose with group.remote.assignor."),
+    s("offsets.retention.minutes", "10080", Int, None, "Committed offsets of a group expire this long after the group became empty (KIP-211); offsets of a group without members or group state expire this long after their commit."),
+    s("offsets.retention.ms", "-1", Long, None, "Strom only: offsets.retention.minutes in milliseconds, for finer control (-1: use offsets.retention.minutes)."),
+    s("offsets.retention.check.interval.ms", "600000", Long, None, "How often expired committed offsets are looked for and deleted."),
     s("offsets.topic.num.partitions", "50", Int, None, "Partitions of the internal __consumer_offsets topic, created on first use."),
     s("offsets.topic.segment.bytes", "104857600", Int, None, "Segment size of the __consumer_offsets topic."),
     s("admin.listener", "127.0.0.1:9644", String, None, "host:port of the admin HTTP API (plugin upload and listing); empty disables it."),
@@ -161,6 +164,11 @@ pub fn validate(setting: &Setting, value: &str) -> Result<(), std::string::Strin
             ("log.segment.bytes", v) if v.parse::<i64>().is_ok_and(|n| n < 14) => bad("must be at least 14"),
             ("message.max.bytes" | "socket.request.max.bytes", v) if v.parse::<i64>().is_ok_and(|n| n <= 0) => {
                 bad("must be positive")
+            }
+            ("offsets.retention.minutes" | "offsets.retention.check.interval.ms", v)
+                if v.parse::<i64>().is_ok_and(|n| n < 1) =>
+            {
+                bad("must be at least 1")
             }
             ("min.insync.replicas" | "num.partitions" | "default.replication.factor", v)
                 if v.parse::<i64>().is_ok_and(|n| n < 1) =>

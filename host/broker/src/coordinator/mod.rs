@@ -5,7 +5,8 @@
 //! - [`group`]: one classic group's state machine (members, generations, rebalances).
 //! - [`consumer_group`]: one consumer-protocol group (epochs, target assignment,
 //!   reconciliation); [`assignor`]: its server-side assignors.
-//! - [`offsets`]: committed offsets and their persistence in `__consumer_offsets`.
+//! - [`offsets`]: committed offsets and their persistence in `__consumer_offsets`;
+//!   [`retention`]: which of them expire (`offsets.retention.minutes`).
 //!
 //! A group id belongs to one protocol at a time: a classic JoinGroup on a consumer group
 //! with members fails with INCONSISTENT_GROUP_PROTOCOL, a ConsumerGroupHeartbeat on a
@@ -22,9 +23,12 @@ pub mod assignor;
 pub mod consumer_group;
 pub mod group;
 pub mod offsets;
+pub mod retention;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
+
+use anyhow::Context;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
@@ -38,7 +42,9 @@ use consumer_group::{ConsumerGroup, ConsumerMember, ConsumerSettings, Heartbeat,
 use group::{Group, GroupState, Member};
 pub use group::{JoinOutcome, SyncOutcome};
 use offsets::{Committed, OffsetStore};
+use retention::Expiry;
 
+use crate::broker::now_ms;
 use crate::config::BrokerConfig;
 use crate::partitions::PartitionManager;
 
@@ -164,6 +170,8 @@ pub struct ConsumerGroupDescription {
 pub struct GroupCoordinator {
     groups: Mutex<HashMap<String, Group>>,
     consumer_groups: Mutex<HashMap<String, ConsumerGroup>>,
+    /// When (wall clock, ms) each group without members became empty, for offset retention.
+    empty_since: Mutex<HashMap<String, i64>>,
     pub offsets: OffsetStore,
     settings: GroupSettings,
 }
@@ -176,6 +184,7 @@ impl GroupCoordinator {
         GroupCoordinator {
             groups: Mutex::new(HashMap::new()),
             consumer_groups: Mutex::new(HashMap::new()),
+            empty_since: Mutex::new(HashMap::new()),
             offsets: OffsetStore::new(offsets_partitions),
             settings,
         }
@@ -755,24 +764,9 @@ impl GroupCoordinator {
                     .collect(),
             );
         }
-        let group = groups.get(group_id)?;
-        if group.members.is_empty() || group.protocol_type.as_deref() != Some("consumer") {
-            return Some(Vec::new());
-        }
-        let protocol = group.protocol.clone().unwrap_or_default();
-        let mut topics = Vec::new();
-        for member in group.members.values() {
-            let mut metadata = member.metadata_for(&protocol);
-            if metadata.len() < 2 {
-                continue;
-            }
-            let version = i16::from_be_bytes([metadata[0], metadata[1]]);
-            let _ = bytes::Buf::get_i16(&mut metadata);
-            if let Ok(subscription) = ConsumerProtocolSubscription::decode(&mut metadata, version.min(3)) {
-                topics.extend(subscription.topics.iter().map(|t| t.to_string()));
-            }
-        }
-        Some(topics)
+        groups
+            .get(group_id)
+            .map(|g| classic_subscribed_topics(g).unwrap_or_default())
     }
 
     pub fn is_known(&self, group_id: &str) -> bool {
@@ -803,7 +797,107 @@ impl GroupCoordinator {
             group.expire(now);
         }
         consumer.retain(|id, g| !g.members.is_empty() || self.offsets.has_group(id));
+        note_empty_groups(&groups, &consumer, &mut self.empty_since.lock(), now_ms());
     }
+
+    /// Deletes (with tombstones) the committed offsets past `retention_ms`; returns how
+    /// many. See [`retention`] for which offsets expire when.
+    pub fn expire_offsets(
+        &self,
+        partitions: &PartitionManager,
+        now_ms: i64,
+        retention_ms: i64,
+    ) -> anyhow::Result<usize> {
+        let mut plan = Vec::new();
+        {
+            let groups = self.groups.lock();
+            let consumer = self.consumer_groups.lock();
+            let mut empty_since = self.empty_since.lock();
+            note_empty_groups(&groups, &consumer, &mut empty_since, now_ms);
+            for id in self.offsets.groups() {
+                let since_ms = empty_since.get(&id).copied();
+                let rule = if let Some(g) = consumer.get(&id) {
+                    if g.members.is_empty() {
+                        Expiry::Empty { since_ms }
+                    } else {
+                        Expiry::Unsubscribed(
+                            g.members
+                                .values()
+                                .flat_map(|m| m.subscribed_topic_names.iter().cloned())
+                                .collect(),
+                        )
+                    }
+                } else if let Some(g) = groups.get(&id) {
+                    if g.members.is_empty() {
+                        Expiry::Empty { since_ms }
+                    } else if g.state == GroupState::Stable && g.protocol_type.as_deref() == Some("consumer") {
+                        match classic_subscribed_topics(g) {
+                            Some(topics) => Expiry::Unsubscribed(topics.into_iter().collect()),
+                            None => Expiry::Never,
+                        }
+                    } else {
+                        Expiry::Never
+                    }
+                } else {
+                    Expiry::Empty { since_ms: None }
+                };
+                let gone = retention::expired(&rule, &self.offsets.all(&id), now_ms, retention_ms);
+                if !gone.is_empty() {
+                    plan.push((id, gone));
+                }
+            }
+        }
+        let mut count = 0;
+        for (group, gone) in plan {
+            count += gone.len();
+            tracing::info!(group = %group, offsets = gone.len(), "committed offsets expired");
+            let tombstones = gone.into_iter().map(|(t, p)| (t, p, None)).collect();
+            self.offsets
+                .commit(partitions, &group, tombstones)
+                .with_context(|| format!("expiring committed offsets of group {group}"))?;
+        }
+        Ok(count)
+    }
+}
+
+/// Keeps `empty_since` to the groups without members, noting `now` for newly empty ones.
+fn note_empty_groups(
+    groups: &HashMap<String, Group>,
+    consumer: &HashMap<String, ConsumerGroup>,
+    empty_since: &mut HashMap<String, i64>,
+    now: i64,
+) {
+    let empty: HashSet<&String> = groups
+        .values()
+        .filter(|g| g.members.is_empty())
+        .map(|g| &g.id)
+        .chain(consumer.values().filter(|g| g.members.is_empty()).map(|g| &g.id))
+        .collect();
+    empty_since.retain(|id, _| empty.contains(id));
+    for id in empty {
+        empty_since.entry(id.clone()).or_insert(now);
+    }
+}
+
+/// Topics the members of a classic group subscribe to: empty unless the group has members
+/// of the consumer protocol type; `None` if a member's subscription cannot be read.
+fn classic_subscribed_topics(group: &Group) -> Option<Vec<String>> {
+    if group.members.is_empty() || group.protocol_type.as_deref() != Some("consumer") {
+        return Some(Vec::new());
+    }
+    let protocol = group.protocol.clone().unwrap_or_default();
+    let mut topics = Vec::new();
+    for member in group.members.values() {
+        let mut metadata = member.metadata_for(&protocol);
+        if metadata.len() < 2 {
+            return None;
+        }
+        let version = i16::from_be_bytes([metadata[0], metadata[1]]);
+        let _ = bytes::Buf::get_i16(&mut metadata);
+        let subscription = ConsumerProtocolSubscription::decode(&mut metadata, version.min(3)).ok()?;
+        topics.extend(subscription.topics.iter().map(|t| t.to_string()));
+    }
+    Some(topics)
 }
 
 fn check_member(group: &Group, member_id: &str, instance_id: Option<&str>) -> Result<(), ResponseError> {
