@@ -18,6 +18,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use common::members::{ints, member_id, owned, rebalance_events, records, set, settle_pair, Proc, STATE_WAIT};
 use common::{clients_dir, int, kcat_ok, pyflink_lib, python, run_java, run_with_timeout, strom_cli, strom_ok, Broker};
 use serde_json::{json, Value};
@@ -278,6 +279,25 @@ mod raw {
         response.topics[0].partitions[0].committed_offset
     }
 
+    /// (state, protocol type, protocol, [(member id, assignment)]) from DescribeGroups.
+    pub async fn describe_full(conn: &Connection, group: &str) -> (String, String, String, Vec<(String, Bytes)>) {
+        let request = DescribeGroupsRequest::default().with_groups(vec![GroupId(s(group))]);
+        let response = tokio::time::timeout(CALL_TIMEOUT, conn.send(&request))
+            .await
+            .expect("DescribeGroups answered in time")
+            .expect("DescribeGroups");
+        let g = &response.groups[0];
+        (
+            g.group_state.to_string(),
+            g.protocol_type.to_string(),
+            g.protocol_data.to_string(),
+            g.members
+                .iter()
+                .map(|m| (m.member_id.to_string(), m.member_assignment.clone()))
+                .collect(),
+        )
+    }
+
     /// (state, member ids) from DescribeGroups.
     pub async fn describe(conn: &Connection, group: &str) -> (String, Vec<String>) {
         let request = DescribeGroupsRequest::default().with_groups(vec![GroupId(s(group))]);
@@ -403,6 +423,79 @@ fn committed_offsets_expire_once_the_group_was_empty_for_the_retention_period() 
         );
         assert_eq!(raw::committed(&m, "g-simple", "ret").await, -1);
         assert_eq!(raw::committed(&m, "g-fresh", "ret").await, 3);
+    });
+}
+
+/// Classic groups are written to __consumer_offsets as Kafka's group metadata records (key
+/// version 2) when a generation completes or the group empties, and replayed at start: a
+/// group that was Stable comes back Stable with its member, generation, protocol and
+/// assignment, and the member carries on heartbeating across the restart; after it leaves
+/// and the broker restarts again, the group is Empty with protocol type "consumer" (not an
+/// offsets-only group) in DescribeGroups and `strom groups describe --state`. Deleting the
+/// group writes a tombstone: after another restart it is gone.
+#[test]
+fn classic_group_metadata_survives_restarts() {
+    const META: &[u8] = b"\x00\x00\x00\x00\x00\x01\x00\x04meta\xff\xff\xff\xff";
+    let mut broker = broker();
+    ck(&broker, &["produce", "meta", "1", "1"]);
+    let rt = raw::runtime();
+    let g = "g-meta";
+    let id = rt.block_on(async {
+        let m = raw::connect(&broker.addr(), "meta-m").await;
+        let first = raw::join(&m, g, "", None, META).await;
+        let id = first.member_id.to_string();
+        let joined = raw::join(&m, g, &id, None, META).await;
+        assert_eq!((joined.error_code, joined.generation_id), (NONE, 1));
+        let synced = raw::sync(&m, g, 1, &id, None, &[(&id, b"assignment-1")]).await;
+        assert_eq!(synced.error_code, NONE);
+        assert_eq!(raw::commit(&m, g, 1, &id, "meta", 1).await, NONE);
+        id
+    });
+    broker.sigterm(Duration::from_secs(30));
+    broker.restart();
+    rt.block_on(async {
+        let m = raw::connect(&broker.addr(), "meta-m").await;
+        assert_eq!(
+            raw::describe_full(&m, g).await,
+            (
+                "Stable".to_string(),
+                "consumer".to_string(),
+                "range".to_string(),
+                vec![(id.clone(), Bytes::from_static(b"assignment-1"))]
+            )
+        );
+        assert_eq!(raw::heartbeat(&m, g, 1, &id, None).await, NONE, "the member carries on");
+        assert_eq!(raw::leave(&m, g, &id, None).await, (NONE, NONE));
+        assert_eq!(raw::describe(&m, g).await.0, "Empty");
+    });
+    thread::sleep(Duration::from_millis(500)); // the Empty record is written within a tick
+    broker.sigterm(Duration::from_secs(30));
+    broker.restart();
+    rt.block_on(async {
+        let m = raw::connect(&broker.addr(), "meta-m").await;
+        assert_eq!(
+            raw::describe_full(&m, g).await,
+            ("Empty".to_string(), "consumer".to_string(), String::new(), vec![])
+        );
+        assert_eq!(raw::committed(&m, g, "meta").await, 1);
+    });
+    assert_eq!(
+        rows(&groups_cli(&broker, &["describe", g, "--state"]), STATE_HEADER),
+        vec![vec![
+            g.to_string(),
+            broker.addr(),
+            "(1)".into(),
+            "-".into(),
+            "Empty".into(),
+            "0".into()
+        ]]
+    );
+    groups_cli(&broker, &["delete", g]);
+    broker.sigterm(Duration::from_secs(30));
+    broker.restart();
+    rt.block_on(async {
+        let m = raw::connect(&broker.addr(), "meta-m").await;
+        assert_eq!(raw::describe(&m, g).await.0, "Dead", "the tombstone deleted the group");
     });
 }
 

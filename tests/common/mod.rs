@@ -25,9 +25,10 @@ pub const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
 /// How long a CLI or kcat invocation may run before it is killed.
 pub const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Path of the `strom` binary under test.
-pub fn strom_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_strom")
+/// Path of the `strom` binary under test: cargo's build, or `STROM_BIN` if set (to test
+/// another build, e.g. a release binary or a copy that a concurrent build cannot replace).
+pub fn strom_bin() -> String {
+    std::env::var("STROM_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_strom").to_string())
 }
 
 /// Top-level `tests/` directory of the workspace.

@@ -16,7 +16,12 @@ pub fn spawn(broker: Arc<Broker>) {
         let mut tick = tokio::time::interval(GROUP_TICK);
         loop {
             tokio::select! {
-                _ = tick.tick() => groups.coordinator.tick(),
+                _ = tick.tick() => {
+                    groups.coordinator.tick();
+                    if let Err(e) = groups.coordinator.persist_groups(&groups.partitions) {
+                        tracing::error!(error = %format!("{e:#}"), "writing group metadata records failed");
+                    }
+                }
                 _ = groups.shutdown_started() => return,
             }
         }

@@ -2,7 +2,9 @@
 //! LeaveGroup), groups of the consumer protocol (KIP-848, ConsumerGroupHeartbeat) and
 //! committed offsets.
 //!
-//! - [`group`]: one classic group's state machine (members, generations, rebalances).
+//! - [`group`]: one classic group's state machine (members, generations, rebalances);
+//!   [`group_records`]: its metadata records in `__consumer_offsets`, written when a
+//!   generation completes or the group empties and replayed at start, as Kafka does.
 //! - [`consumer_group`]: one consumer-protocol group (epochs, target assignment,
 //!   reconciliation); [`assignor`]: its server-side assignors.
 //! - [`offsets`]: committed offsets and their persistence in `__consumer_offsets`;
@@ -22,6 +24,7 @@
 pub mod assignor;
 pub mod consumer_group;
 pub mod group;
+pub mod group_records;
 pub mod offsets;
 pub mod retention;
 
@@ -172,6 +175,9 @@ pub struct GroupCoordinator {
     consumer_groups: Mutex<HashMap<String, ConsumerGroup>>,
     /// When (wall clock, ms) each group without members became empty, for offset retention.
     empty_since: Mutex<HashMap<String, i64>>,
+    /// What was last written as each classic group's metadata record (a signature of its
+    /// generation, state and members). Lock order: `persisted` before `groups`.
+    persisted: Mutex<HashMap<String, String>>,
     pub offsets: OffsetStore,
     settings: GroupSettings,
 }
@@ -185,9 +191,122 @@ impl GroupCoordinator {
             groups: Mutex::new(HashMap::new()),
             consumer_groups: Mutex::new(HashMap::new()),
             empty_since: Mutex::new(HashMap::new()),
+            persisted: Mutex::new(HashMap::new()),
             offsets: OffsetStore::new(offsets_partitions),
             settings,
         }
+    }
+
+    /// Replays `__consumer_offsets`: committed offsets, and the classic groups as their last
+    /// metadata records left them (members come back with a fresh session; those that do
+    /// not heartbeat within it are removed). Returns how many records were read.
+    pub fn load(&self, partitions: &PartitionManager) -> anyhow::Result<usize> {
+        let records = self.offsets.load(partitions)?;
+        let now = Instant::now();
+        let mut persisted = self.persisted.lock();
+        let mut groups = self.groups.lock();
+        let mut empty_since = self.empty_since.lock();
+        for (id, bytes) in self.offsets.group_records() {
+            let Some(record) = group_records::decode_value(bytes) else {
+                tracing::warn!(group = %id, "skipping a group metadata record that cannot be decoded");
+                continue;
+            };
+            let mut group = Group::new(&id);
+            group.protocol_type = Some(record.protocol_type.clone());
+            group.generation = record.generation;
+            group.protocol = record.protocol.clone();
+            group.leader = record.leader.clone();
+            for m in &record.members {
+                let mut member = Member {
+                    id: m.member_id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    session_timeout_ms: m.session_timeout_ms,
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    protocols: record
+                        .protocol
+                        .iter()
+                        .map(|p| (p.clone(), m.subscription.clone()))
+                        .collect(),
+                    assignment: m.assignment.clone(),
+                    join_waiter: None,
+                    sync_waiter: None,
+                    session_deadline: now,
+                };
+                member.touch(now);
+                group.add_member(member);
+            }
+            group.state = if group.members.is_empty() {
+                if record.state_timestamp >= 0 {
+                    empty_since.insert(id.clone(), record.state_timestamp);
+                }
+                GroupState::Empty
+            } else {
+                GroupState::Stable
+            };
+            persisted.insert(id.clone(), signature(&group));
+            tracing::info!(group = %id, generation = group.generation, state = group.state.name(), members = group.members.len(), "loaded group");
+            groups.insert(id, group);
+        }
+        Ok(records)
+    }
+
+    /// Writes the metadata record of every classic group whose generation completed (Stable)
+    /// or that became empty since its last record, and a tombstone for every group that is
+    /// gone (deleted, expired, or now a consumer-protocol group).
+    /// Nothing is written before `__consumer_offsets` exists (FindCoordinator creates it).
+    pub fn persist_groups(&self, partitions: &PartitionManager) -> anyhow::Result<()> {
+        if partitions.get(offsets::OFFSETS_TOPIC, 0).is_none() {
+            return Ok(());
+        }
+        let mut persisted = self.persisted.lock();
+        let mut writes: Vec<(String, Option<(String, bytes::Bytes)>)> = Vec::new();
+        {
+            let groups = self.groups.lock();
+            let empty_since = self.empty_since.lock();
+            for group in groups.values() {
+                if !matches!(group.state, GroupState::Stable | GroupState::Empty) || group.protocol_type.is_none() {
+                    continue;
+                }
+                let sig = signature(group);
+                if persisted.get(&group.id) == Some(&sig) {
+                    continue;
+                }
+                let stamp = match group.state {
+                    GroupState::Empty => empty_since.get(&group.id).copied().unwrap_or_else(now_ms),
+                    _ => now_ms(),
+                };
+                writes.push((
+                    group.id.clone(),
+                    Some((sig, group_records::encode_value(&record_of(group, stamp)))),
+                ));
+            }
+            for id in persisted.keys() {
+                if !groups.contains_key(id) {
+                    writes.push((id.clone(), None));
+                }
+            }
+        }
+        for (id, write) in writes {
+            match write {
+                Some((sig, value)) => {
+                    self.offsets
+                        .store_group(partitions, &id, Some(value))
+                        .with_context(|| format!("writing the metadata record of group {id}"))?;
+                    persisted.insert(id, sig);
+                }
+                None => {
+                    if self.offsets.has_group_record(&id) {
+                        self.offsets
+                            .store_group(partitions, &id, None)
+                            .with_context(|| format!("writing the tombstone of group {id}"))?;
+                    }
+                    persisted.remove(&id);
+                }
+            }
+        }
+        Ok(())
     }
 
     pub async fn join(&self, request: JoinRequest) -> JoinOutcome {
@@ -746,6 +865,12 @@ impl GroupCoordinator {
             tracing::error!(group = group_id, error = %format!("{e:#}"), "deleting offsets failed");
             ResponseError::KafkaStorageError
         })?;
+        if self.offsets.has_group_record(group_id) {
+            self.offsets.store_group(partitions, group_id, None).map_err(|e| {
+                tracing::error!(group = group_id, error = %format!("{e:#}"), "deleting the group record failed");
+                ResponseError::KafkaStorageError
+            })?;
+        }
         groups.remove(group_id);
         consumer.remove(group_id);
         tracing::info!(group = group_id, "deleted group");
@@ -857,6 +982,38 @@ impl GroupCoordinator {
                 .with_context(|| format!("expiring committed offsets of group {group}"))?;
         }
         Ok(count)
+    }
+}
+
+/// What identifies a group's metadata record: generation, state and members.
+fn signature(group: &Group) -> String {
+    let mut ids: Vec<&str> = group.members.values().map(|m| m.id.as_str()).collect();
+    ids.sort();
+    format!("{}/{}/{}", group.generation, group.state.name(), ids.join(","))
+}
+
+fn record_of(group: &Group, state_timestamp: i64) -> group_records::GroupRecord {
+    let protocol = group.protocol.clone().unwrap_or_default();
+    group_records::GroupRecord {
+        protocol_type: group.protocol_type.clone().unwrap_or_default(),
+        generation: group.generation,
+        protocol: group.protocol.clone().filter(|_| !group.members.is_empty()),
+        leader: group.leader.clone().filter(|_| !group.members.is_empty()),
+        state_timestamp,
+        members: group
+            .members
+            .values()
+            .map(|m| group_records::MemberRecord {
+                member_id: m.id.clone(),
+                instance_id: m.instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                rebalance_timeout_ms: m.rebalance_timeout_ms,
+                session_timeout_ms: m.session_timeout_ms,
+                subscription: m.metadata_for(&protocol),
+                assignment: m.assignment.clone(),
+            })
+            .collect(),
     }
 }
 

@@ -1,6 +1,8 @@
 //! Committed offsets, kept in memory and persisted as Kafka does: records in the internal
 //! compacted topic `__consumer_offsets`, with Kafka's own key and value layouts, so the
-//! topic reads the same as Kafka's. A group lives on partition `abs(hash(group)) % N`.
+//! topic reads the same as Kafka's. A group lives on partition `abs(hash(group)) % N`. The
+//! same topic holds each classic group's latest group metadata record
+//! ([`super::group_records`]), kept here as bytes and replayed with the offsets.
 //!
 //! Compaction here is a rewrite: when a partition has accumulated many more records than
 //! live offsets, the live offsets are appended again and the log start moves past the old
@@ -16,6 +18,7 @@ use kafka_protocol::records::{
 };
 use parking_lot::Mutex;
 
+use super::group_records;
 use crate::broker::now_ms;
 use crate::partitions::PartitionManager;
 
@@ -42,6 +45,8 @@ pub struct OffsetStore {
 #[derive(Default)]
 struct Inner {
     groups: HashMap<String, GroupOffsets>,
+    /// The latest group metadata record of each group that has one.
+    group_records: HashMap<String, Bytes>,
     records_since_rewrite: HashMap<i32, u64>,
     partitions: i32,
 }
@@ -91,7 +96,15 @@ impl OffsetStore {
                     for record in set.records {
                         offset = record.offset + 1;
                         records += 1;
-                        if let Some((group, topic, p)) = record.key.as_ref().and_then(|k| decode_key(k.clone())) {
+                        let Some(key) = record.key.clone() else { continue };
+                        if key.len() >= 2 && i16::from_be_bytes([key[0], key[1]]) == group_records::GROUP_KEY_VERSION {
+                            if let Some(group) = group_records::decode_key_body(key.slice(2..)) {
+                                match record.value.clone() {
+                                    Some(value) => inner.group_records.insert(group, value),
+                                    None => inner.group_records.remove(&group),
+                                };
+                            }
+                        } else if let Some((group, topic, p)) = decode_key(key) {
                             let value = record.value.as_ref().and_then(|v| decode_value(v.clone()));
                             apply(&mut inner.groups, group, topic, p, value);
                         }
@@ -127,6 +140,33 @@ impl OffsetStore {
         self.inner.lock().groups.keys().cloned().collect()
     }
 
+    /// Every group's latest group metadata record.
+    pub fn group_records(&self) -> Vec<(String, Bytes)> {
+        let inner = self.inner.lock();
+        inner
+            .group_records
+            .iter()
+            .map(|(g, v)| (g.clone(), v.clone()))
+            .collect()
+    }
+
+    pub fn has_group_record(&self, group: &str) -> bool {
+        self.inner.lock().group_records.contains_key(group)
+    }
+
+    /// Durably records a group's metadata (`None`: a tombstone that deletes it).
+    pub fn store_group(&self, partitions: &PartitionManager, group: &str, value: Option<Bytes>) -> anyhow::Result<()> {
+        let mut inner = self.inner.lock();
+        let index = partition_for(group, inner.partitions);
+        append(partitions, index, &[(group_records::encode_key(group), value.clone())])?;
+        match value {
+            Some(v) => inner.group_records.insert(group.to_string(), v),
+            None => inner.group_records.remove(group),
+        };
+        *inner.records_since_rewrite.entry(index).or_default() += 1;
+        self.maybe_rewrite(&mut inner, partitions, index)
+    }
+
     pub fn has_group(&self, group: &str) -> bool {
         self.inner.lock().groups.get(group).is_some_and(|g| !g.is_empty())
     }
@@ -158,16 +198,23 @@ impl OffsetStore {
 
     fn maybe_rewrite(&self, inner: &mut Inner, partitions: &PartitionManager, index: i32) -> anyhow::Result<()> {
         let since = inner.records_since_rewrite.get(&index).copied().unwrap_or(0);
-        let live: Vec<(Bytes, Option<Bytes>)> = inner
-            .groups
+        let mut live: Vec<(Bytes, Option<Bytes>)> = inner
+            .group_records
             .iter()
             .filter(|(g, _)| partition_for(g, inner.partitions) == index)
-            .flat_map(|(g, offsets)| {
-                offsets
-                    .iter()
-                    .map(move |((t, p), c)| (encode_key(g, t, *p), Some(encode_value(c))))
-            })
+            .map(|(g, v)| (group_records::encode_key(g), Some(v.clone())))
             .collect();
+        live.extend(
+            inner
+                .groups
+                .iter()
+                .filter(|(g, _)| partition_for(g, inner.partitions) == index)
+                .flat_map(|(g, offsets)| {
+                    offsets
+                        .iter()
+                        .map(move |((t, p), c)| (encode_key(g, t, *p), Some(encode_value(c))))
+                }),
+        );
         if since < REWRITE_RECORDS_MIN || since < 4 * live.len() as u64 {
             return Ok(());
         }
@@ -281,7 +328,7 @@ fn decode_key(mut buf: Bytes) -> Option<(String, String, i32)> {
     if buf.remaining() < 2 {
         return None;
     }
-    // Versions 0 and 1 are offset commits; 2 is group metadata, which Strom does not keep.
+    // Versions 0 and 1 are offset commits; 2 is group metadata (see `group_records`).
     if !matches!(buf.get_i16(), 0 | 1) {
         return None;
     }

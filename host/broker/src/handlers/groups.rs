@@ -40,6 +40,18 @@ pub fn ensure_offsets_topic(broker: &Broker) -> Result<(), (ResponseError, Strin
     }
 }
 
+/// Writes the group metadata records of groups that changed (a completed generation, a
+/// group that became empty) before the members hear of it, as Kafka does.
+fn persist_groups(broker: &Broker, group: &str) -> Result<(), ResponseError> {
+    let written = ensure_offsets_topic(broker)
+        .map_err(|(code, message)| anyhow::anyhow!("{message} ({code:?})"))
+        .and_then(|()| broker.coordinator.persist_groups(&broker.partitions));
+    written.map_err(|e| {
+        tracing::error!(group, error = %format!("{e:#}"), "writing the group metadata record failed");
+        ResponseError::CoordinatorNotAvailable
+    })
+}
+
 fn client_host(ctx: &RequestContext) -> String {
     format!("/{}", ctx.peer.ip())
 }
@@ -158,7 +170,7 @@ pub async fn join_group(broker: &Broker, ctx: &RequestContext, request: JoinGrou
 }
 
 pub async fn sync_group(broker: &Broker, ctx: &RequestContext, request: SyncGroupRequest) -> SyncGroupResponse {
-    let outcome = broker
+    let mut outcome = broker
         .coordinator
         .sync(SyncRequest {
             group_id: request.group_id.0.to_string(),
@@ -175,6 +187,12 @@ pub async fn sync_group(broker: &Broker, ctx: &RequestContext, request: SyncGrou
         })
         .await;
     let mut response = SyncGroupResponse::default();
+    // The completed generation is written to __consumer_offsets before members hear of it.
+    if outcome.error.is_none() {
+        if let Err(e) = persist_groups(broker, &request.group_id.0) {
+            outcome.error = Some(e);
+        }
+    }
     response.error_code = outcome.error.map(|e| e.code()).unwrap_or(0);
     response.assignment = outcome.assignment;
     if ctx.version >= 5 {
@@ -212,7 +230,11 @@ pub async fn leave_group(broker: &Broker, ctx: &RequestContext, request: LeaveGr
         vec![(request.member_id.to_string(), None)]
     };
     let mut response = LeaveGroupResponse::default();
-    match broker.coordinator.leave(&request.group_id.0, &members) {
+    let outcome = broker
+        .coordinator
+        .leave(&request.group_id.0, &members)
+        .and_then(|results| persist_groups(broker, &request.group_id.0).map(|()| results));
+    match outcome {
         Err(e) => response.error_code = e.code(),
         Ok(results) if ctx.version >= 3 => {
             response.members = members
