@@ -150,6 +150,17 @@ mod raw {
         instance: Option<&str>,
         metadata: &'static [u8],
     ) -> JoinGroupResponse {
+        join_with(conn, group, member, instance, &[("range", metadata)]).await
+    }
+
+    /// JoinGroup (the highest version both sides speak) with `protocols` in order of preference.
+    pub async fn join_with(
+        conn: &Connection,
+        group: &str,
+        member: &str,
+        instance: Option<&str>,
+        protocols: &[(&str, &'static [u8])],
+    ) -> JoinGroupResponse {
         let request = JoinGroupRequest::default()
             .with_group_id(GroupId(s(group)))
             .with_session_timeout_ms(6000)
@@ -157,9 +168,16 @@ mod raw {
             .with_member_id(s(member))
             .with_group_instance_id(instance.map(s))
             .with_protocol_type(s("consumer"))
-            .with_protocols(vec![JoinGroupRequestProtocol::default()
-                .with_name(s("range"))
-                .with_metadata(Bytes::from_static(metadata))]);
+            .with_protocols(
+                protocols
+                    .iter()
+                    .map(|(name, metadata)| {
+                        JoinGroupRequestProtocol::default()
+                            .with_name(s(name))
+                            .with_metadata(Bytes::from_static(metadata))
+                    })
+                    .collect(),
+            );
         tokio::time::timeout(CALL_TIMEOUT, conn.send(&request))
             .await
             .expect("JoinGroup answered in time")
@@ -496,6 +514,62 @@ fn classic_group_metadata_survives_restarts() {
     rt.block_on(async {
         let m = raw::connect(&broker.addr(), "meta-m").await;
         assert_eq!(raw::describe(&m, g).await.0, "Dead", "the tombstone deleted the group");
+    });
+}
+
+/// KIP-814 and static rejoins (JoinGroup v9): a static leader that comes back under a new
+/// member id to a stable group gets the current generation at once with skip_assignment set
+/// (and the member list), and keeps its assignment. Coming back with other metadata but the
+/// same chosen protocol changes nothing either; coming back preferring another protocol, so
+/// that the next generation would choose differently, rebalances (a new generation with the
+/// new protocol and no skip_assignment), as in Kafka.
+#[test]
+fn static_leader_rejoin_skips_assignment_and_rebalances_only_for_a_new_protocol() {
+    const META: &[u8] = b"\x00\x00\x00\x00\x00\x01\x00\x01t\xff\xff\xff\xff";
+    const OTHER: &[u8] = b"\x00\x00\x00\x00\x00\x01\x00\x01t\x00\x00\x00\x01x";
+    let broker = broker();
+    let rt = raw::runtime();
+    rt.block_on(async {
+        let g = "g-kip814";
+        let c = raw::connect(&broker.addr(), "static").await;
+        let first = raw::join_with(&c, g, "", Some("i-1"), &[("range", META), ("roundrobin", META)]).await;
+        assert_eq!((first.error_code, first.generation_id), (NONE, 1), "{first:?}");
+        let id1 = first.member_id.to_string();
+        assert_eq!(first.leader.as_str(), id1);
+        assert!(!first.skip_assignment);
+        assert_eq!(
+            raw::sync(&c, g, 1, &id1, Some("i-1"), &[(&id1, b"mine")])
+                .await
+                .error_code,
+            NONE
+        );
+
+        // The leader restarts: same protocols, new member id.
+        let back = raw::join_with(&c, g, "", Some("i-1"), &[("range", META), ("roundrobin", META)]).await;
+        let id2 = back.member_id.to_string();
+        assert_ne!(id2, id1);
+        assert_eq!(
+            (back.error_code, back.generation_id, back.leader.as_str()),
+            (NONE, 1, id2.as_str())
+        );
+        assert_eq!(back.protocol_name.as_deref(), Some("range"));
+        assert!(back.skip_assignment, "KIP-814: {back:?}");
+        assert_eq!(back.members.len(), 1);
+        let synced = raw::sync(&c, g, 1, &id2, Some("i-1"), &[]).await;
+        assert_eq!((synced.error_code, &synced.assignment[..]), (NONE, &b"mine"[..]));
+
+        // Other metadata, same chosen protocol: still generation 1.
+        let again = raw::join_with(&c, g, "", Some("i-1"), &[("range", OTHER), ("roundrobin", OTHER)]).await;
+        assert_eq!((again.error_code, again.generation_id), (NONE, 1), "{again:?}");
+        assert!(again.skip_assignment);
+        let id3 = again.member_id.to_string();
+
+        // Preferring roundrobin changes the next generation's protocol: a rebalance.
+        let switched = raw::join_with(&c, g, "", Some("i-1"), &[("roundrobin", META), ("range", META)]).await;
+        assert_eq!((switched.error_code, switched.generation_id), (NONE, 2), "{switched:?}");
+        assert_eq!(switched.protocol_name.as_deref(), Some("roundrobin"));
+        assert!(!switched.skip_assignment);
+        assert_eq!(raw::heartbeat(&c, g, 1, &id3, Some("i-1")).await, FENCED_INSTANCE_ID);
     });
 }
 

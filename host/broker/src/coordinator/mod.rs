@@ -365,19 +365,22 @@ impl GroupCoordinator {
             if let Some(instance) = req.instance_id.clone() {
                 if let Some(old_id) = group.static_members.get(&instance).cloned() {
                     // A static member came back under a new member id: it replaces the old
-                    // one, which is fenced. A stable group need not rebalance for that.
+                    // one, which is fenced, and takes its assignment. A stable group need not
+                    // rebalance unless the protocol chosen for the next generation changes
+                    // (as Kafka); a returning leader is told to skip the assignment (KIP-814).
                     let was_leader = group.leader.as_deref() == Some(old_id.as_str());
                     let old = group.remove_member(&old_id, ResponseError::FencedInstanceId);
-                    let unchanged = old.as_ref().is_some_and(|o| o.protocols == req.protocols);
                     let mut member = new_member(&req, new_id.clone(), now);
                     member.assignment = old.map(|o| o.assignment).unwrap_or_default();
                     group.add_member(member);
                     if was_leader {
                         group.leader = Some(new_id.clone());
                     }
-                    if group.state == GroupState::Stable && unchanged {
+                    if group.state == GroupState::Stable && group.select_protocol() == group.protocol {
                         tracing::info!(group = %group.id, member = %new_id, %instance, "static member rejoined without a rebalance");
-                        return Step::Now(group.current_join_outcome(&new_id));
+                        let mut outcome = group.current_join_outcome(&new_id);
+                        outcome.skip_assignment = was_leader;
+                        return Step::Now(outcome);
                     }
                     group.member_mut(&new_id).unwrap().join_waiter = Some(tx);
                     self.rebalance(group, now, was_empty);

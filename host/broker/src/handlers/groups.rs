@@ -142,7 +142,17 @@ pub async fn join_group(broker: &Broker, ctx: &RequestContext, request: JoinGrou
             require_known_member_id: ctx.version >= 4,
         })
         .await;
+    let mut outcome = outcome;
+    if outcome.error.is_none() {
+        // A static member that replaced another changed a stable group: record it.
+        if let Err(e) = persist_groups(broker, &request.group_id.0) {
+            outcome = crate::coordinator::JoinOutcome::error(e, &outcome.member_id);
+        }
+    }
     let mut response = JoinGroupResponse::default();
+    if ctx.version >= 9 {
+        response.skip_assignment = outcome.skip_assignment;
+    }
     response.error_code = outcome.error.map(|e| e.code()).unwrap_or(0);
     response.generation_id = outcome.generation;
     response.member_id = str_bytes(outcome.member_id);
