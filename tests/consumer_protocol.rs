@@ -408,6 +408,7 @@ const FENCED_MEMBER_EPOCH: i16 = 110;
 const UNRELEASED_INSTANCE_ID: i16 = 111;
 const UNSUPPORTED_ASSIGNOR: i16 = 112;
 const STALE_MEMBER_EPOCH: i16 = 113;
+const INVALID_REGULAR_EXPRESSION: i16 = 128;
 
 /// Raw ConsumerGroupHeartbeat, OffsetCommit, JoinGroup, ListGroups and ConsumerGroupDescribe
 /// requests: member ids (made by the broker in v0, required from the client in v1), member
@@ -631,4 +632,50 @@ fn raw_protocol_epochs_reconciliation_and_error_codes() {
             UNKNOWN_MEMBER_ID
         );
     });
+}
+
+/// A regex subscription (ConsumerGroupHeartbeat v1, SubscribedTopicRegex): the member gets
+/// the partitions of every topic whose whole name matches; a topic created later that
+/// matches bumps the group epoch and is assigned on the next heartbeat; a topic that only
+/// contains a match is not subscribed; ConsumerGroupDescribe shows the regex; a pattern that
+/// does not compile is INVALID_REGULAR_EXPRESSION.
+#[test]
+fn raw_regex_subscription_follows_new_topics() {
+    use raw::*;
+    let broker = broker();
+    ck(&broker, &["produce", "rx-a", "2", "1"]);
+    ck(&broker, &["produce", "not-rx-a", "1", "1"]);
+    let addr = broker.addr();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let conn = rt.block_on(async {
+        strom_client::Connection::connect(&addr, "raw-regex")
+            .await
+            .expect("connect")
+    });
+    let g = "g-regex";
+    let join_regex = |pattern: &str| {
+        join(g, "rx-member", "unused")
+            .with_subscribed_topic_names(None)
+            .with_subscribed_topic_regex(Some(s(pattern)))
+    };
+    let bad = rt.block_on(call(&conn, &join_regex("rx-("), 1));
+    assert_eq!(bad.error_code, INVALID_REGULAR_EXPRESSION, "{bad:?}");
+    let joined = rt.block_on(call(&conn, &join_regex("rx-.*"), 1));
+    assert_eq!((joined.error_code, joined.member_epoch), (NONE, 1), "{joined:?}");
+    let first = assignment(&joined).unwrap();
+    assert_eq!(first.len(), 1, "only rx-a matches as a whole: {first:?}");
+    assert_eq!(first[0].1, vec![0, 1]);
+
+    ck(&broker, &["produce", "rx-b", "3", "1"]);
+    let next = rt.block_on(call(&conn, &beat(g, "rx-member", 1, &first), 1));
+    assert_eq!((next.error_code, next.member_epoch), (NONE, 2), "{next:?}");
+    let mut sizes: Vec<usize> = assignment(&next).unwrap().iter().map(|(_, ps)| ps.len()).collect();
+    sizes.sort();
+    assert_eq!(sizes, vec![2, 3], "rx-a and the new rx-b: {next:?}");
+    let d = rt.block_on(describe(&conn, g));
+    assert_eq!(d.members[0].subscribed_topic_regex.as_deref(), Some("rx-.*"));
 }

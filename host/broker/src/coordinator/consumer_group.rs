@@ -29,6 +29,36 @@ pub const STATIC_LEAVE_EPOCH: i32 = -2;
 pub trait Topics {
     /// (topic id, partition count) of an existing topic.
     fn lookup(&self, name: &str) -> Option<(Uuid, u32)>;
+    /// Every topic's name, for regex subscriptions.
+    fn names(&self) -> Vec<String>;
+}
+
+/// A regex subscription (ConsumerGroupHeartbeat v1): Kafka matches the whole topic name
+/// (RE2J `matches()`); Rust's `regex` is the same linear-time RE2 family.
+#[derive(Debug, Clone)]
+pub struct TopicRegex {
+    pub pattern: String,
+    compiled: regex::Regex,
+}
+
+impl TopicRegex {
+    pub fn new(pattern: &str) -> Result<TopicRegex, Refusal> {
+        regex::Regex::new(&format!("^(?:{pattern})$"))
+            .map(|compiled| TopicRegex {
+                pattern: pattern.to_string(),
+                compiled,
+            })
+            .map_err(|e| {
+                (
+                    ResponseError::InvalidRegularExpression,
+                    format!("SubscribedTopicRegex `{pattern}` is not a valid regular expression: {e}."),
+                )
+            })
+    }
+
+    pub fn matches(&self, topic: &str) -> bool {
+        self.compiled.is_match(topic)
+    }
 }
 
 /// An error answered to a heartbeat: Kafka's code and a message for the client.
@@ -68,6 +98,7 @@ pub struct ConsumerMember {
     pub rebalance_timeout_ms: i32,
     /// Sorted, without duplicates.
     pub subscribed_topic_names: Vec<String>,
+    pub subscribed_topic_regex: Option<TopicRegex>,
     pub server_assignor: Option<String>,
     pub epoch: i32,
     pub previous_epoch: i32,
@@ -91,6 +122,7 @@ impl ConsumerMember {
             client_host: String::new(),
             rebalance_timeout_ms: -1,
             subscribed_topic_names: Vec::new(),
+            subscribed_topic_regex: None,
             server_assignor: None,
             epoch: 0,
             previous_epoch: 0,
@@ -100,6 +132,14 @@ impl ConsumerMember {
             session_deadline: now,
             revocation_deadline: None,
         }
+    }
+
+    /// Does the member subscribe to `topic`, by name or by regex?
+    pub fn subscribes_to(&self, topic: &str) -> bool {
+        self.subscribed_topic_names
+            .binary_search_by(|n| n.as_str().cmp(topic))
+            .is_ok()
+            || self.subscribed_topic_regex.as_ref().is_some_and(|r| r.matches(topic))
     }
 
     /// Every partition the member holds: assigned or not yet revoked.
@@ -120,6 +160,8 @@ pub struct Heartbeat {
     pub rack_id: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub subscribed_topic_names: Option<Vec<String>>,
+    /// `Some(None)`: the member dropped its regex (sent an empty one).
+    pub subscribed_topic_regex: Option<Option<TopicRegex>>,
     pub server_assignor: Option<String>,
     pub owned: Option<Assignment>,
     pub client_id: String,
@@ -296,9 +338,15 @@ impl ConsumerGroup {
             self.members.remove(&old.id);
             tracing::info!(group = %self.id, member = %member_id, old = %old.id, "static member rejoined");
         }
+        let subscription_of = |m: &ConsumerMember| {
+            (
+                m.subscribed_topic_names.clone(),
+                m.subscribed_topic_regex.as_ref().map(|r| r.pattern.clone()),
+            )
+        };
         let old_subscription = match &replaced_static {
-            Some(old) => old.subscribed_topic_names.clone(),
-            None => member.subscribed_topic_names.clone(),
+            Some(old) => subscription_of(old),
+            None => subscription_of(&member),
         };
         if let Some(instance) = &hb.instance_id {
             member.instance_id = Some(instance.clone());
@@ -318,10 +366,13 @@ impl ConsumerGroup {
             names.dedup();
             member.subscribed_topic_names = names;
         }
+        if let Some(regex) = &hb.subscribed_topic_regex {
+            member.subscribed_topic_regex = regex.clone();
+        }
         member.client_id = hb.client_id.clone();
         member.client_host = hb.client_host.clone();
         let before = member.assigned.clone();
-        let mut bump = member.subscribed_topic_names != old_subscription;
+        let mut bump = subscription_of(&member) != old_subscription;
         if is_new && replaced_static.is_none() {
             tracing::info!(group = %self.id, member = %member_id, "member joins the consumer group");
         }
@@ -464,14 +515,21 @@ impl ConsumerGroup {
     }
 
     fn compute_subscription(&self, topics: &dyn Topics) -> BTreeMap<String, (Uuid, u32)> {
-        let names: BTreeSet<&String> = self
+        let mut names: BTreeSet<String> = self
             .members
             .values()
-            .flat_map(|m| m.subscribed_topic_names.iter())
+            .flat_map(|m| m.subscribed_topic_names.iter().cloned())
             .collect();
+        if self.members.values().any(|m| m.subscribed_topic_regex.is_some()) {
+            for topic in topics.names() {
+                if self.members.values().any(|m| m.subscribes_to(&topic)) {
+                    names.insert(topic);
+                }
+            }
+        }
         names
             .into_iter()
-            .filter_map(|n| topics.lookup(n).map(|t| (n.clone(), t)))
+            .filter_map(|n| topics.lookup(&n).map(|t| (n, t)))
             .collect()
     }
 
@@ -483,10 +541,11 @@ impl ConsumerGroup {
             .values()
             .map(|m| MemberSpec {
                 id: &m.id,
-                topics: m
-                    .subscribed_topic_names
+                topics: self
+                    .subscription
                     .iter()
-                    .filter_map(|n| self.subscription.get(n).map(|(id, _)| *id))
+                    .filter(|(name, _)| m.subscribes_to(name))
+                    .map(|(_, (id, _))| *id)
                     .collect(),
                 previous: self.target.get(&m.id),
             })
@@ -620,6 +679,10 @@ mod tests {
         fn lookup(&self, name: &str) -> Option<(Uuid, u32)> {
             self.0.get(name).copied()
         }
+
+        fn names(&self) -> Vec<String> {
+            self.0.keys().cloned().collect()
+        }
     }
 
     const T: Uuid = Uuid::from_bytes([7; 16]);
@@ -644,6 +707,7 @@ mod tests {
             rack_id: None,
             rebalance_timeout_ms: 30_000,
             subscribed_topic_names: Some(vec!["t".into()]),
+            subscribed_topic_regex: None,
             server_assignor: None,
             owned: Some(Assignment::new()),
             client_id: "c".into(),
@@ -777,6 +841,40 @@ mod tests {
         assert_eq!(
             g.heartbeat(beat("a", 1, None), &s, &t, now).unwrap_err().0,
             ResponseError::UnknownMemberId
+        );
+    }
+
+    #[test]
+    fn a_regex_subscription_follows_the_topics_that_match() {
+        let (s, now) = (settings(), Instant::now());
+        let u = Uuid::from_bytes([9; 16]);
+        let mut topics = FakeTopics(HashMap::from([
+            ("t".to_string(), (T, 2)),
+            ("other".to_string(), (u, 1)),
+        ]));
+        let mut g = ConsumerGroup::new("g");
+        let hb = Heartbeat {
+            subscribed_topic_names: Some(vec![]),
+            subscribed_topic_regex: Some(Some(TopicRegex::new("t.*").unwrap())),
+            ..join("a")
+        };
+        let a = g.heartbeat(hb, &s, &topics, now).unwrap();
+        assert_eq!(a.assignment.as_ref().unwrap().keys().collect::<Vec<_>>(), vec![&T]);
+        // A new topic that matches joins the subscription and bumps the epoch.
+        let v = Uuid::from_bytes([3; 16]);
+        topics.0.insert("tt".to_string(), (v, 1));
+        let a2 = g
+            .heartbeat(beat("a", 1, a.assignment.as_ref()), &s, &topics, now)
+            .unwrap();
+        assert_eq!(a2.member_epoch, 2);
+        assert!(a2.assignment.unwrap().contains_key(&v));
+        assert_eq!(
+            TopicRegex::new("(").unwrap_err().0,
+            ResponseError::InvalidRegularExpression
+        );
+        assert!(
+            !TopicRegex::new("t").unwrap().matches("tt"),
+            "the whole name must match"
         );
     }
 }

@@ -884,13 +884,7 @@ impl GroupCoordinator {
     pub fn subscribed_topics(&self, group_id: &str) -> Option<Vec<String>> {
         let groups = self.groups.lock();
         if let Some(group) = self.consumer_groups.lock().get(group_id) {
-            return Some(
-                group
-                    .members
-                    .values()
-                    .flat_map(|m| m.subscribed_topic_names.iter().cloned())
-                    .collect(),
-            );
+            return Some(consumer_subscribed_topics(group).into_iter().collect());
         }
         groups
             .get(group_id)
@@ -948,12 +942,7 @@ impl GroupCoordinator {
                     if g.members.is_empty() {
                         Expiry::Empty { since_ms }
                     } else {
-                        Expiry::Unsubscribed(
-                            g.members
-                                .values()
-                                .flat_map(|m| m.subscribed_topic_names.iter().cloned())
-                                .collect(),
-                        )
+                        Expiry::Unsubscribed(consumer_subscribed_topics(g))
                     }
                 } else if let Some(g) = groups.get(&id) {
                     if g.members.is_empty() {
@@ -986,6 +975,17 @@ impl GroupCoordinator {
         }
         Ok(count)
     }
+}
+
+/// Topics a consumer-protocol group subscribes to: by name, and the existing topics its
+/// regexes matched at the last heartbeat.
+fn consumer_subscribed_topics(group: &ConsumerGroup) -> HashSet<String> {
+    group
+        .members
+        .values()
+        .flat_map(|m| m.subscribed_topic_names.iter().cloned())
+        .chain(group.subscription.keys().cloned())
+        .collect()
 }
 
 /// What identifies a group's metadata record: generation, state and members.

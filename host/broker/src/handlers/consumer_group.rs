@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::{str_bytes, topic_name};
 use crate::broker::{Broker, RequestContext};
 use crate::coordinator::assignor::{self, Assignment};
-use crate::coordinator::consumer_group::{Heartbeat, Refusal, Topics, LEAVE_EPOCH, STATIC_LEAVE_EPOCH};
+use crate::coordinator::consumer_group::{Heartbeat, Refusal, TopicRegex, Topics, LEAVE_EPOCH, STATIC_LEAVE_EPOCH};
 
 /// Bit set of group operations with no ACLs: READ, DELETE, DESCRIBE.
 const ALL_GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
@@ -24,6 +24,10 @@ const ALL_GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 impl Topics for MetadataImage {
     fn lookup(&self, name: &str) -> Option<(Uuid, u32)> {
         self.topic(name).map(|t| (t.id, t.partitions))
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.topics().map(|t| t.name.clone()).collect()
     }
 }
 
@@ -74,11 +78,6 @@ fn validate(request: &ConsumerGroupHeartbeatRequest, version: i16, assignors: &[
         }
         _ => return Err(invalid("MemberEpoch is invalid.")),
     }
-    if request.subscribed_topic_regex.as_ref().is_some_and(|r| !r.is_empty()) {
-        return Err(invalid(
-            "SubscribedTopicRegex is not supported by this broker: subscribe to topics by name.",
-        ));
-    }
     if let Some(name) = &request.server_assignor {
         if !assignors.contains(&name.as_str()) {
             return Err((
@@ -102,6 +101,12 @@ pub async fn heartbeat(
     let settings = coordinator.consumer_settings();
     let mut response = ConsumerGroupHeartbeatResponse::default();
     let outcome = validate(&request, ctx.version, &settings.assignors).and_then(|()| {
+        // An empty regex drops the member's regex subscription.
+        let subscribed_topic_regex = match request.subscribed_topic_regex.as_deref() {
+            None => None,
+            Some("") => Some(None),
+            Some(pattern) => Some(Some(TopicRegex::new(pattern)?)),
+        };
         let owned: Option<Assignment> = request.topic_partitions.as_ref().map(|tps| {
             let mut owned = Assignment::new();
             for tp in tps {
@@ -122,6 +127,7 @@ pub async fn heartbeat(
                 .subscribed_topic_names
                 .as_ref()
                 .map(|names| names.iter().map(|n| n.0.to_string()).collect()),
+            subscribed_topic_regex,
             server_assignor: request
                 .server_assignor
                 .as_ref()
@@ -211,6 +217,9 @@ pub async fn describe(
                             .with_client_host(str_bytes(m.client_host.clone()))
                             .with_subscribed_topic_names(
                                 m.subscribed_topic_names.iter().map(|n| topic_name(n)).collect(),
+                            )
+                            .with_subscribed_topic_regex(
+                                m.subscribed_topic_regex.as_ref().map(|r| str_bytes(r.pattern.clone())),
                             )
                             .with_assignment(described(&m.assigned, &image))
                             .with_target_assignment(described(&target, &image));
