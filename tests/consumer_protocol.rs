@@ -209,31 +209,67 @@ fn java_consumers_split_join_and_leave_without_loss_or_duplicates() {
     assert_eq!(r["committed"], json!({"0": 300, "1": 300, "2": 300, "3": 300}), "{r}");
 }
 
-/// Committed offsets of a consumer-protocol group survive a broker restart: a librdkafka
-/// member commits each record it reads (offsets 0..9 of four partitions), then the broker is
-/// stopped with SIGTERM and started again. committed() returns exactly 10 per partition, and
-/// a new member of the group reads exactly the 5 records per partition written after the
-/// restart, nothing before.
+/// A consumer-protocol group survives a broker restart as in Kafka (its records in
+/// __consumer_offsets are replayed): a librdkafka member that read and committed offsets
+/// 0..9 of four partitions keeps running while the broker is stopped with SIGTERM and
+/// started again; afterwards it is still the group's member with the same epoch and all four
+/// partitions (no revocation, no loss, no new assignment), reads exactly the 5 records per
+/// partition written after the restart, and its commits show in OffsetFetch.
 #[test]
-fn committed_offsets_survive_a_broker_restart() {
+fn a_member_and_its_offsets_survive_a_broker_restart() {
     let mut broker = broker();
     ck(&broker, &["produce", "kept", "4", "10"]);
-    let mut m = member(&broker, "kept", "g-kept", "ck-first");
+    let mut m = member(&broker, "kept", "g-kept", "ck-kept");
     m.wait_for("40 records", STATE_WAIT, |ev| (records(ev).len() >= 40).then_some(()));
-    // Each record is committed right after it is printed: wait for the last commit.
-    thread::sleep(Duration::from_millis(500));
-    assert_eq!(records(&m.events()).len(), 40, "{}", m.report());
-    assert!(!m.events().iter().any(|e| e["ev"] == "commit_failed"), "{}", m.report());
-    m.kill9();
+    thread::sleep(Duration::from_millis(500)); // each record is committed after it is printed
+    let before = raw::describe_blocking(&broker.addr(), "g-kept");
+    assert_eq!(before.members.len(), 1, "{before:?}");
+    let events_before = m.events().len();
+
     broker.sigterm(Duration::from_secs(30));
     broker.restart();
+    let after = raw::describe_blocking(&broker.addr(), "g-kept");
+    assert_eq!(
+        (
+            after.group_epoch,
+            after.assignment_epoch,
+            &after.members[0].member_id,
+            after.members[0].member_epoch
+        ),
+        (
+            before.group_epoch,
+            before.assignment_epoch,
+            &before.members[0].member_id,
+            before.members[0].member_epoch
+        ),
+        "the group as it was: {after:?}"
+    );
     ck(&broker, &["append", "kept", "4", "5", "late"]);
-    let r = ck(&broker, &["committed", "kept", "g-kept", "4", "consumer"]);
-    for p in 0..4 {
-        assert_eq!(r["committed"][p.to_string()][0], json!(10), "{r}");
-        assert_eq!(r["read"][p.to_string()], json!([10, 14, 5]), "{r}");
-    }
-    assert_eq!(int(&r, "deliveries"), 20, "{r}");
+    m.wait_for("the 20 late records", STATE_WAIT, |ev| {
+        (records(ev).len() >= 60).then_some(())
+    });
+    thread::sleep(Duration::from_secs(1));
+    let got = records(&m.events());
+    let expected: BTreeSet<(i32, i64)> = (0..4).flat_map(|p| (0..15).map(move |o| (p, o))).collect();
+    assert_eq!(got.len(), 60, "each record once\n{}", m.report());
+    assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), expected, "{}", m.report());
+    let unexpected: Vec<Value> = m.events()[events_before..]
+        .iter()
+        .filter(|e| !matches!(e["ev"].as_str(), Some("record" | "member_id")))
+        .cloned()
+        .collect();
+    assert_eq!(
+        unexpected,
+        Vec::<Value>::new(),
+        "no rebalance across the restart\n{}",
+        m.report()
+    );
+    assert_eq!(owned_incremental(&m.events()), set(&[0, 1, 2, 3]));
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        raw::committed_blocking(&broker.addr(), "g-kept", "kept", 4),
+        vec![15, 15, 15, 15]
+    );
 }
 
 /// A librdkafka member that stops heartbeating (SIGSTOP) is expelled after the broker's
@@ -391,6 +427,40 @@ mod raw {
     pub async fn describe(conn: &Connection, group: &str) -> DescribedGroup {
         let request = ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(s(group))]);
         call(conn, &request, 0).await.groups.remove(0)
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    pub fn describe_blocking(addr: &str, group: &str) -> DescribedGroup {
+        block_on(async {
+            let conn = Connection::connect(addr, "describe").await.expect("connect");
+            describe(&conn, group).await
+        })
+    }
+
+    /// Committed offsets of partitions 0..n of `topic` (OffsetFetch v7, as an admin).
+    pub fn committed_blocking(addr: &str, group: &str, topic: &str, n: i32) -> Vec<i64> {
+        use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+        block_on(async {
+            let conn = Connection::connect(addr, "offsets").await.expect("connect");
+            let request = OffsetFetchRequest::default()
+                .with_group_id(GroupId(s(group)))
+                .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                    .with_name(TopicName(s(topic)))
+                    .with_partition_indexes((0..n).collect())]));
+            let response = call(&conn, &request, 7).await;
+            response.topics[0]
+                .partitions
+                .iter()
+                .map(|p| p.committed_offset)
+                .collect()
+        })
     }
 }
 

@@ -50,7 +50,7 @@ impl Broker {
             GroupSettings::from_config(&config)?,
             config.i64("offsets.topic.num.partitions") as i32,
         );
-        let offset_records = coordinator.load(&partitions)?;
+        let offset_records = coordinator.load(&partitions, image.as_ref())?;
         let plugins = crate::plugins::PluginManager::new(config.log_dir.join(PLUGIN_CACHE_DIR))?;
         tracing::info!(
             topics = image.topics().count(),

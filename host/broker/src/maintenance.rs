@@ -21,6 +21,9 @@ pub fn spawn(broker: Arc<Broker>) {
                     if let Err(e) = groups.coordinator.persist_groups(&groups.partitions) {
                         tracing::error!(error = %format!("{e:#}"), "writing group metadata records failed");
                     }
+                    if let Err(e) = groups.coordinator.persist_consumer_groups(&groups.partitions) {
+                        tracing::error!(error = %format!("{e:#}"), "writing consumer group records failed");
+                    }
                 }
                 _ = groups.shutdown_started() => return,
             }

@@ -113,7 +113,7 @@ pub struct ConsumerMember {
 }
 
 impl ConsumerMember {
-    fn new(id: String, now: Instant) -> ConsumerMember {
+    pub fn new(id: String, now: Instant) -> ConsumerMember {
         ConsumerMember {
             id,
             instance_id: None,
@@ -512,6 +512,11 @@ impl ConsumerGroup {
             self.epoch += 1;
             tracing::info!(group = %self.id, member = %id, epoch = self.epoch, "removed member: {why}");
         }
+    }
+
+    /// Reads the subscribed topics from `topics` without bumping the epoch (at start).
+    pub fn refresh_subscription(&mut self, topics: &dyn Topics) {
+        self.subscription = self.compute_subscription(topics);
     }
 
     fn compute_subscription(&self, topics: &dyn Topics) -> BTreeMap<String, (Uuid, u32)> {

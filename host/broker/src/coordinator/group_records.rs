@@ -39,11 +39,6 @@ pub fn encode_key(group: &str) -> Bytes {
     buf.freeze()
 }
 
-/// The group id of a key of version 2 (after its version was read).
-pub fn decode_key_body(mut buf: Bytes) -> Option<String> {
-    get_string(&mut buf)
-}
-
 pub fn encode_value(g: &GroupRecord) -> Bytes {
     let mut buf = BytesMut::new();
     buf.put_i16(VALUE_VERSION);

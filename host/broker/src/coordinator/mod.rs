@@ -13,8 +13,9 @@
 //! A group id belongs to one protocol at a time: a classic JoinGroup on a consumer group
 //! with members fails with INCONSISTENT_GROUP_PROTOCOL, a ConsumerGroupHeartbeat on a
 //! classic group with members with GROUP_ID_NOT_FOUND (Kafka with online migration
-//! disabled); an empty group of either kind is converted. Consumer groups live in memory
-//! only: a restart forgets them (their committed offsets stay).
+//! disabled); an empty group of either kind is converted. Both kinds of groups are written
+//! to `__consumer_offsets` as Kafka's records ([`group_records`], [`consumer_records`]) and
+//! replayed at start.
 //!
 //! Handlers translate wire messages to the plain calls here. Waiting (a JoinGroup held
 //! until the rebalance completes, a SyncGroup until the leader assigns) happens outside
@@ -23,12 +24,13 @@
 
 pub mod assignor;
 pub mod consumer_group;
+pub mod consumer_records;
 pub mod group;
 pub mod group_records;
 pub mod offsets;
 pub mod retention;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -178,6 +180,11 @@ pub struct GroupCoordinator {
     /// What was last written as each classic group's metadata record (a signature of its
     /// generation, state and members). Lock order: `persisted` before `groups`.
     persisted: Mutex<HashMap<String, String>>,
+    /// Consumer-protocol groups changed since their records were last written.
+    consumer_dirty: Mutex<HashSet<String>>,
+    /// Held while consumer group records are written, so that they are written in order.
+    /// Lock order: `consumer_persist`, then `consumer_groups`, then `consumer_dirty`.
+    consumer_persist: Mutex<()>,
     pub offsets: OffsetStore,
     settings: GroupSettings,
 }
@@ -192,6 +199,8 @@ impl GroupCoordinator {
             consumer_groups: Mutex::new(HashMap::new()),
             empty_since: Mutex::new(HashMap::new()),
             persisted: Mutex::new(HashMap::new()),
+            consumer_dirty: Mutex::new(HashSet::new()),
+            consumer_persist: Mutex::new(()),
             offsets: OffsetStore::new(offsets_partitions),
             settings,
         }
@@ -200,9 +209,29 @@ impl GroupCoordinator {
     /// Replays `__consumer_offsets`: committed offsets, and the classic groups as their last
     /// metadata records left them (members come back with a fresh session; those that do
     /// not heartbeat within it are removed). Returns how many records were read.
-    pub fn load(&self, partitions: &PartitionManager) -> anyhow::Result<usize> {
+    pub fn load(&self, partitions: &PartitionManager, topics: &dyn Topics) -> anyhow::Result<usize> {
         let records = self.offsets.load(partitions)?;
         let now = Instant::now();
+        {
+            let mut consumer = self.consumer_groups.lock();
+            let session = Duration::from_millis(self.settings.consumer.session_timeout_ms.max(0) as u64);
+            for id in self.offsets.groups_with_state() {
+                let state = self.offsets.state_records(&id);
+                if !state
+                    .keys()
+                    .any(|k| k.len() >= 2 && consumer_records::is_consumer_key(i16::from_be_bytes([k[0], k[1]])))
+                {
+                    continue;
+                }
+                let Some(mut group) = consumer_records::restore(&id, &state, session, now) else {
+                    tracing::warn!(group = %id, "skipping a consumer group whose records cannot be decoded");
+                    continue;
+                };
+                group.refresh_subscription(topics);
+                tracing::info!(group = %id, epoch = group.epoch, state = group.state().name(), members = group.members.len(), "loaded consumer group");
+                consumer.insert(id, group);
+            }
+        }
         let mut persisted = self.persisted.lock();
         let mut groups = self.groups.lock();
         let mut empty_since = self.empty_since.lock();
@@ -334,6 +363,7 @@ impl GroupCoordinator {
                     return fail(ResponseError::InconsistentGroupProtocol);
                 }
                 consumer.remove(&req.group_id);
+                self.consumer_dirty.lock().insert(req.group_id.clone());
                 tracing::info!(group = %req.group_id, "converted the empty consumer group to a classic group");
             }
         }
@@ -626,22 +656,15 @@ impl GroupCoordinator {
         let mut consumer = self.consumer_groups.lock();
         drop(classic);
         if hb.member_epoch != 0 && !consumer.contains_key(group_id) {
-            // Kafka says GROUP_ID_NOT_FOUND here, which its clients treat as fatal. Its
-            // groups survive restarts; Strom's consumer groups do not, so a member that
-            // outlived a restart is told to rejoin instead.
             return Err((
-                ResponseError::UnknownMemberId,
-                format!(
-                    "Member {} is not a member of group {group_id}: the group is not known (consumer groups are \
-                     not kept across broker restarts); rejoin with member epoch 0.",
-                    hb.member_id
-                ),
+                ResponseError::GroupIdNotFound,
+                format!("Consumer group {group_id} not found."),
             ));
         }
         let group = consumer
             .entry(group_id.to_string())
             .or_insert_with(|| ConsumerGroup::new(group_id));
-        if hb.member_epoch < 0 {
+        let answer = if hb.member_epoch < 0 {
             group.leave(
                 &hb.member_id,
                 hb.instance_id.as_deref(),
@@ -651,7 +674,55 @@ impl GroupCoordinator {
             )
         } else {
             group.heartbeat(hb, &self.settings.consumer, topics, now)
+        };
+        if answer.is_ok() {
+            self.consumer_dirty.lock().insert(group_id.to_string());
         }
+        answer
+    }
+
+    /// Writes the records of the consumer-protocol groups that changed since they were last
+    /// written: the records that differ, and tombstones for those that no longer exist (a
+    /// member or the whole group gone). Nothing is written before `__consumer_offsets` exists.
+    pub fn persist_consumer_groups(&self, partitions: &PartitionManager) -> anyhow::Result<()> {
+        if partitions.get(offsets::OFFSETS_TOPIC, 0).is_none() {
+            return Ok(());
+        }
+        let _order = self.consumer_persist.lock();
+        let dirty: Vec<String> = std::mem::take(&mut *self.consumer_dirty.lock()).into_iter().collect();
+        for (i, id) in dirty.iter().enumerate() {
+            let now_records = self
+                .consumer_groups
+                .lock()
+                .get(id)
+                .map(consumer_records::records_of)
+                .unwrap_or_default();
+            let written: BTreeMap<bytes::Bytes, bytes::Bytes> = self
+                .offsets
+                .state_records(id)
+                .into_iter()
+                .filter(|(k, _)| k.len() >= 2 && consumer_records::is_consumer_key(i16::from_be_bytes([k[0], k[1]])))
+                .collect();
+            // Upserts in key order (group, member, target, current assignment), then
+            // tombstones in reverse, the order Kafka writes them in.
+            let mut writes: Vec<(bytes::Bytes, Option<bytes::Bytes>)> = now_records
+                .iter()
+                .filter(|(k, v)| written.get(*k) != Some(*v))
+                .map(|(k, v)| (k.clone(), Some(v.clone())))
+                .collect();
+            writes.extend(
+                written
+                    .keys()
+                    .rev()
+                    .filter(|k| !now_records.contains_key(*k))
+                    .map(|k| (k.clone(), None)),
+            );
+            if let Err(e) = self.offsets.store_state(partitions, id, writes) {
+                self.consumer_dirty.lock().extend(dirty[i..].iter().cloned());
+                return Err(e.context(format!("writing the records of consumer group {id}")));
+            }
+        }
+        Ok(())
     }
 
     /// ConsumerGroupDescribe of one group.
@@ -875,7 +946,9 @@ impl GroupCoordinator {
             })?;
         }
         groups.remove(group_id);
-        consumer.remove(group_id);
+        if consumer.remove(group_id).is_some() {
+            self.consumer_dirty.lock().insert(group_id.to_string());
+        }
         tracing::info!(group = group_id, "deleted group");
         Ok(())
     }
@@ -915,10 +988,22 @@ impl GroupCoordinator {
                 && !self.offsets.has_group(id))
         });
         let mut consumer = self.consumer_groups.lock();
+        let mut changed = Vec::new();
         for group in consumer.values_mut() {
-            group.expire(now);
+            if group.expire(now) > 0 {
+                changed.push(group.id.clone());
+            }
         }
-        consumer.retain(|id, g| !g.members.is_empty() || self.offsets.has_group(id));
+        consumer.retain(|id, g| {
+            let keep = !g.members.is_empty() || self.offsets.has_group(id);
+            if !keep {
+                changed.push(id.clone());
+            }
+            keep
+        });
+        if !changed.is_empty() {
+            self.consumer_dirty.lock().extend(changed);
+        }
         note_empty_groups(&groups, &consumer, &mut self.empty_since.lock(), now_ms());
     }
 

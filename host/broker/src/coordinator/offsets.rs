@@ -1,15 +1,16 @@
 //! Committed offsets, kept in memory and persisted as Kafka does: records in the internal
 //! compacted topic `__consumer_offsets`, with Kafka's own key and value layouts, so the
 //! topic reads the same as Kafka's. A group lives on partition `abs(hash(group)) % N`. The
-//! same topic holds each classic group's latest group metadata record
-//! ([`super::group_records`]), kept here as bytes and replayed with the offsets.
+//! same topic holds the records of each group's state (a classic group's metadata record,
+//! [`super::group_records`]; a consumer-protocol group's records,
+//! [`super::consumer_records`]), kept here as bytes by key and replayed with the offsets.
 //!
 //! Compaction here is a rewrite: when a partition has accumulated many more records than
 //! live offsets, the live offsets are appended again and the log start moves past the old
 //! ones (DeleteRecords). A crash between the two leaves old records followed by newer
 //! copies, which replay resolves the same way.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use indexmap::IndexMap;
@@ -18,7 +19,7 @@ use kafka_protocol::records::{
 };
 use parking_lot::Mutex;
 
-use super::group_records;
+use super::{consumer_records, group_records};
 use crate::broker::now_ms;
 use crate::partitions::PartitionManager;
 
@@ -45,8 +46,8 @@ pub struct OffsetStore {
 #[derive(Default)]
 struct Inner {
     groups: HashMap<String, GroupOffsets>,
-    /// The latest group metadata record of each group that has one.
-    group_records: HashMap<String, Bytes>,
+    /// The latest value of every group state record (key versions 2-8), by group and key.
+    group_state: HashMap<String, BTreeMap<Bytes, Bytes>>,
     records_since_rewrite: HashMap<i32, u64>,
     partitions: i32,
 }
@@ -97,12 +98,14 @@ impl OffsetStore {
                         offset = record.offset + 1;
                         records += 1;
                         let Some(key) = record.key.clone() else { continue };
-                        if key.len() >= 2 && i16::from_be_bytes([key[0], key[1]]) == group_records::GROUP_KEY_VERSION {
-                            if let Some(group) = group_records::decode_key_body(key.slice(2..)) {
-                                match record.value.clone() {
-                                    Some(value) => inner.group_records.insert(group, value),
-                                    None => inner.group_records.remove(&group),
-                                };
+                        let version = if key.len() >= 2 {
+                            i16::from_be_bytes([key[0], key[1]])
+                        } else {
+                            -1
+                        };
+                        if version == group_records::GROUP_KEY_VERSION || consumer_records::is_consumer_key(version) {
+                            if let Some(group) = consumer_records::group_of_key(&key) {
+                                apply_state(&mut inner.group_state, group, key, record.value.clone());
                             }
                         } else if let Some((group, topic, p)) = decode_key(key) {
                             let value = record.value.as_ref().and_then(|v| decode_value(v.clone()));
@@ -140,30 +143,61 @@ impl OffsetStore {
         self.inner.lock().groups.keys().cloned().collect()
     }
 
-    /// Every group's latest group metadata record.
+    /// Every classic group's latest group metadata record.
     pub fn group_records(&self) -> Vec<(String, Bytes)> {
         let inner = self.inner.lock();
         inner
-            .group_records
+            .group_state
             .iter()
-            .map(|(g, v)| (g.clone(), v.clone()))
+            .filter_map(|(g, records)| {
+                records
+                    .get(&group_records::encode_key(g))
+                    .map(|v| (g.clone(), v.clone()))
+            })
             .collect()
     }
 
     pub fn has_group_record(&self, group: &str) -> bool {
-        self.inner.lock().group_records.contains_key(group)
+        let inner = self.inner.lock();
+        inner
+            .group_state
+            .get(group)
+            .is_some_and(|r| r.contains_key(&group_records::encode_key(group)))
     }
 
-    /// Durably records a group's metadata (`None`: a tombstone that deletes it).
+    /// Durably records a classic group's metadata (`None`: a tombstone that deletes it).
     pub fn store_group(&self, partitions: &PartitionManager, group: &str, value: Option<Bytes>) -> anyhow::Result<()> {
+        self.store_state(partitions, group, vec![(group_records::encode_key(group), value)])
+    }
+
+    /// The latest group state records of a group, by key.
+    pub fn state_records(&self, group: &str) -> BTreeMap<Bytes, Bytes> {
+        self.inner.lock().group_state.get(group).cloned().unwrap_or_default()
+    }
+
+    /// Groups that have group state records.
+    pub fn groups_with_state(&self) -> Vec<String> {
+        self.inner.lock().group_state.keys().cloned().collect()
+    }
+
+    /// Durably records a group's state records in one batch (`None`: a tombstone).
+    pub fn store_state(
+        &self,
+        partitions: &PartitionManager,
+        group: &str,
+        records: Vec<(Bytes, Option<Bytes>)>,
+    ) -> anyhow::Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
         let mut inner = self.inner.lock();
         let index = partition_for(group, inner.partitions);
-        append(partitions, index, &[(group_records::encode_key(group), value.clone())])?;
-        match value {
-            Some(v) => inner.group_records.insert(group.to_string(), v),
-            None => inner.group_records.remove(group),
-        };
-        *inner.records_since_rewrite.entry(index).or_default() += 1;
+        append(partitions, index, &records)?;
+        let count = records.len() as u64;
+        for (key, value) in records {
+            apply_state(&mut inner.group_state, group.to_string(), key, value);
+        }
+        *inner.records_since_rewrite.entry(index).or_default() += count;
         self.maybe_rewrite(&mut inner, partitions, index)
     }
 
@@ -199,10 +233,10 @@ impl OffsetStore {
     fn maybe_rewrite(&self, inner: &mut Inner, partitions: &PartitionManager, index: i32) -> anyhow::Result<()> {
         let since = inner.records_since_rewrite.get(&index).copied().unwrap_or(0);
         let mut live: Vec<(Bytes, Option<Bytes>)> = inner
-            .group_records
+            .group_state
             .iter()
             .filter(|(g, _)| partition_for(g, inner.partitions) == index)
-            .map(|(g, v)| (group_records::encode_key(g), Some(v.clone())))
+            .flat_map(|(_, records)| records.iter().map(|(k, v)| (k.clone(), Some(v.clone()))))
             .collect();
         live.extend(
             inner
@@ -254,6 +288,22 @@ fn apply(
                 offsets.remove(&(topic, partition));
                 if offsets.is_empty() {
                     groups.remove(&group);
+                }
+            }
+        }
+    }
+}
+
+fn apply_state(state: &mut HashMap<String, BTreeMap<Bytes, Bytes>>, group: String, key: Bytes, value: Option<Bytes>) {
+    match value {
+        Some(value) => {
+            state.entry(group).or_default().insert(key, value);
+        }
+        None => {
+            if let Some(records) = state.get_mut(&group) {
+                records.remove(&key);
+                if records.is_empty() {
+                    state.remove(&group);
                 }
             }
         }

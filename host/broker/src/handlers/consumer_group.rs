@@ -13,6 +13,7 @@ use kafka_protocol::messages::*;
 use strom_metadata::MetadataImage;
 use uuid::Uuid;
 
+use super::groups::ensure_offsets_topic;
 use super::{str_bytes, topic_name};
 use crate::broker::{Broker, RequestContext};
 use crate::coordinator::assignor::{self, Assignment};
@@ -138,7 +139,19 @@ pub async fn heartbeat(
             client_host: format!("/{}", ctx.peer.ip()),
         };
         let image = broker.metadata.image();
-        coordinator.consumer_heartbeat(&request.group_id.0, hb, image.as_ref())
+        let answer = coordinator.consumer_heartbeat(&request.group_id.0, hb, image.as_ref())?;
+        // The new state is written to __consumer_offsets before the member hears of it.
+        ensure_offsets_topic(broker)
+            .map_err(|(code, message)| anyhow::anyhow!("{message} ({code:?})"))
+            .and_then(|()| coordinator.persist_consumer_groups(&broker.partitions))
+            .map_err(|e| {
+                tracing::error!(group = %request.group_id.0, error = %format!("{e:#}"), "writing consumer group records failed");
+                (
+                    ResponseError::CoordinatorNotAvailable,
+                    "the group's state could not be written".to_string(),
+                )
+            })?;
+        Ok(answer)
     });
     match outcome {
         Ok(answer) => {

@@ -342,7 +342,14 @@ pub async fn delete_groups(
     for group_id in request.groups_names {
         let mut r = DeletableGroupResult::default();
         r.group_id = group_id.clone();
-        if let Err(e) = broker.coordinator.delete(&broker.partitions, &group_id.0) {
+        let deleted = broker.coordinator.delete(&broker.partitions, &group_id.0).and_then(|()| {
+            // A consumer-protocol group's records are tombstoned before the answer.
+            broker.coordinator.persist_consumer_groups(&broker.partitions).map_err(|e| {
+                tracing::error!(group = %group_id.0, error = %format!("{e:#}"), "deleting consumer group records failed");
+                ResponseError::KafkaStorageError
+            })
+        });
+        if let Err(e) = deleted {
             r.error_code = e.code();
         }
         response.results.push(r);
