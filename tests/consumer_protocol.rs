@@ -13,8 +13,8 @@ use std::collections::BTreeSet;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::members::{ints, owned_incremental, records, set, Proc, STATE_WAIT};
-use common::{int, pyflink_lib, python, run_java, Broker};
+use common::members::{ints, member_id, owned_incremental, records, set, Proc, STATE_WAIT};
+use common::{int, pyflink_lib, python, run_java, strom_ok, Broker};
 use serde_json::{json, Value};
 
 const SESSION_MS: i64 = 6000;
@@ -275,7 +275,8 @@ fn a_member_and_its_offsets_survive_a_broker_restart() {
 /// A librdkafka member that stops heartbeating (SIGSTOP) is expelled after the broker's
 /// consumer session timeout (6000 ms), not before; its partitions then go to the surviving
 /// member, which reads them from the silent member's last commits: exactly the records
-/// written after the freeze, once each.
+/// written after the freeze, once each. `strom groups describe` then shows the survivor
+/// with all four partitions, and the group Stable with the uniform assignor.
 #[test]
 fn silent_member_is_expelled_after_the_session_timeout() {
     let broker = broker();
@@ -320,6 +321,42 @@ fn silent_member_is_expelled_after_the_session_timeout() {
     assert_eq!(
         owned_incremental(&c.events()),
         k_owned.union(&c_owned).copied().collect::<BTreeSet<_>>()
+    );
+    // `strom groups describe` describes the group with ConsumerGroupDescribe.
+    let addr = broker.addr();
+    let cli = |extra: &str| -> Vec<Vec<String>> {
+        strom_ok(
+            &["groups", "--bootstrap-server", &addr, "describe", "g-silent", extra],
+            None,
+        )
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().map(String::from).collect())
+        .collect()
+    };
+    let c_id = member_id(&c.events()).expect("C's member id");
+    assert_eq!(
+        cli("--members"),
+        vec![vec![
+            "g-silent".to_string(),
+            c_id,
+            "-".into(),
+            "/127.0.0.1".into(),
+            "ck-survivor".into(),
+            "4".into(),
+            "silent(0,1,2,3)".into()
+        ]]
+    );
+    assert_eq!(
+        cli("--state"),
+        vec![vec![
+            "g-silent".to_string(),
+            addr.clone(),
+            "(1)".into(),
+            "uniform".into(),
+            "Stable".into(),
+            "1".into()
+        ]]
     );
     k.kill9();
 }
