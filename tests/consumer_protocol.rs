@@ -1,7 +1,9 @@
 //! The consumer group protocol of KIP-848 (`group.protocol=consumer`) against the real
 //! `strom` binary: the Java client (kafka-clients 3.9.1, ConsumerGroupHeartbeat v0 with
 //! member ids made by the broker), librdkafka (confluent-kafka 2.16.1, v1 with member ids
-//! made by the client) and raw requests for the error codes.
+//! made by the client) and raw requests for the error codes. Long-running members are
+//! `groups_ck.py member` and `ConsumerProtocolMember.java`, collected by
+//! `common::members::Proc`.
 //!
 //! In this protocol the broker, not the client, sets session timeout and heartbeat interval:
 //! every broker here runs with a 6 s session and 500 ms heartbeats so that rebalances take a
@@ -45,9 +47,45 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
-/// A librdkafka member in the consumer protocol (`groups_ck.py member ... protocol=consumer`).
-fn member(broker: &Broker, topic: &str, group: &str, name: &str) -> Proc {
-    Proc::ck_member(broker, topic, group, name, &["protocol=consumer"])
+/// The client a long-running member is made with.
+#[derive(Debug, Clone, Copy)]
+enum Client {
+    Librdkafka,
+    Java,
+}
+
+/// The Java client's jars (kafka-clients 3.9.1 and what it needs), if installed.
+fn java_classpath() -> Option<String> {
+    let lib = pyflink_lib()?;
+    Some(
+        ["kafka-clients", "slf4j-api", "lz4-java", "snappy-java", "zstd-jni"]
+            .iter()
+            .map(|j| lib.join(format!("{j}.jar")).display().to_string())
+            .collect::<Vec<_>>()
+            .join(":"),
+    )
+}
+
+/// A long-running member in the consumer protocol that prints its events: librdkafka
+/// (`groups_ck.py member ... protocol=consumer`) or Java (`ConsumerProtocolMember.java`).
+/// `None` (the test is skipped) if the Java client is not installed.
+fn member(broker: &Broker, client: Client, topic: &str, group: &str, name: &str) -> Option<Proc> {
+    match client {
+        Client::Librdkafka => Some(Proc::ck_member(broker, topic, group, name, &["protocol=consumer"])),
+        Client::Java => {
+            let Some(cp) = java_classpath() else {
+                eprintln!("SKIPPED: kafka-clients.jar not found (tests/setup installs it)");
+                return None;
+            };
+            let addr = broker.addr();
+            Some(Proc::java(
+                name,
+                &cp,
+                "ConsumerProtocolMember.java",
+                &[&addr, topic, group, name],
+            ))
+        }
+    }
 }
 
 /// Waits until `a` and `b` own disjoint sets covering 0..4, two each, stable for a second.
@@ -150,15 +188,10 @@ fn librdkafka_members_split_and_rebalance_incrementally() {
 /// with a type filter lists it as a consumer group.
 #[test]
 fn java_consumers_split_join_and_leave_without_loss_or_duplicates() {
-    let Some(lib) = pyflink_lib() else {
+    let Some(cp) = java_classpath() else {
         eprintln!("SKIPPED java_consumers_split_join_and_leave_without_loss_or_duplicates: kafka-clients.jar not found (tests/setup installs it)");
         return;
     };
-    let cp = ["kafka-clients", "slf4j-api", "lz4-java", "snappy-java", "zstd-jni"]
-        .iter()
-        .map(|j| lib.join(format!("{j}.jar")).display().to_string())
-        .collect::<Vec<_>>()
-        .join(":");
     let broker = broker();
     let r = run_java(
         &broker,
@@ -210,16 +243,27 @@ fn java_consumers_split_join_and_leave_without_loss_or_duplicates() {
 }
 
 /// A consumer-protocol group survives a broker restart as in Kafka (its records in
-/// __consumer_offsets are replayed): a librdkafka member that read and committed offsets
+/// __consumer_offsets are replayed): a member (librdkafka, then Java) that read and committed offsets
 /// 0..9 of four partitions keeps running while the broker is stopped with SIGTERM and
 /// started again; afterwards it is still the group's member with the same epoch and all four
 /// partitions (no revocation, no loss, no new assignment), reads exactly the 5 records per
 /// partition written after the restart, and its commits show in OffsetFetch.
 #[test]
-fn a_member_and_its_offsets_survive_a_broker_restart() {
+fn a_librdkafka_member_and_its_offsets_survive_a_broker_restart() {
+    member_survives_a_broker_restart(Client::Librdkafka);
+}
+
+#[test]
+fn a_java_member_and_its_offsets_survive_a_broker_restart() {
+    member_survives_a_broker_restart(Client::Java);
+}
+
+fn member_survives_a_broker_restart(client: Client) {
     let mut broker = broker();
     ck(&broker, &["produce", "kept", "4", "10"]);
-    let mut m = member(&broker, "kept", "g-kept", "ck-kept");
+    let Some(mut m) = member(&broker, client, "kept", "g-kept", "kept-member") else {
+        return;
+    };
     m.wait_for("40 records", STATE_WAIT, |ev| (records(ev).len() >= 40).then_some(()));
     thread::sleep(Duration::from_millis(500)); // each record is committed after it is printed
     let before = raw::describe_blocking(&broker.addr(), "g-kept");
@@ -272,20 +316,31 @@ fn a_member_and_its_offsets_survive_a_broker_restart() {
     );
 }
 
-/// A librdkafka member that stops heartbeating (SIGSTOP) is expelled after the broker's
-/// consumer session timeout (6000 ms), not before; its partitions then go to the surviving
-/// member, which reads them from the silent member's last commits: exactly the records
+/// A member (librdkafka, then Java) that stops heartbeating (SIGSTOP) is expelled after the
+/// broker's consumer session timeout (6000 ms), not before; its partitions then go to the
+/// surviving librdkafka member, which reads them from the silent member's last commits: exactly the records
 /// written after the freeze, once each. `strom groups describe` then shows the survivor
 /// with all four partitions, and the group Stable with the uniform assignor.
 #[test]
-fn silent_member_is_expelled_after_the_session_timeout() {
+fn silent_librdkafka_member_is_expelled_after_the_session_timeout() {
+    silent_member_is_expelled_after_the_session_timeout(Client::Librdkafka);
+}
+
+#[test]
+fn silent_java_member_is_expelled_after_the_session_timeout() {
+    silent_member_is_expelled_after_the_session_timeout(Client::Java);
+}
+
+fn silent_member_is_expelled_after_the_session_timeout(client: Client) {
     let broker = broker();
     ck(&broker, &["produce", "silent", "4", "10"]);
-    let mut k = member(&broker, "silent", "g-silent", "ck-silent");
+    let Some(mut k) = member(&broker, client, "silent", "g-silent", "silent-member") else {
+        return;
+    };
     k.wait_for("all 40 records", STATE_WAIT, |ev| {
         (records(ev).len() >= 40).then_some(())
     });
-    let mut c = member(&broker, "silent", "g-silent", "ck-survivor");
+    let mut c = member(&broker, Client::Librdkafka, "silent", "g-silent", "ck-survivor").expect("librdkafka");
     let (k_owned, c_owned) = settle_pair(&mut k, &mut c);
     assert_eq!(records(&k.events()).len(), 40, "{}", k.report());
     assert_eq!(records(&c.events()), vec![], "C starts at K's commits\n{}", c.report());

@@ -42,10 +42,23 @@ impl Proc {
         let mut cmd = Command::new("python3");
         cmd.arg(clients_dir().join(script))
             .args(args)
-            .env("PYTHONUNBUFFERED", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env("PYTHONUNBUFFERED", "1");
+        Proc::spawn(name, cmd)
+    }
+
+    /// A single-file Java program from `tests/clients` run with `classpath`.
+    pub fn java(name: &str, classpath: &str, program: &str, args: &[&str]) -> Proc {
+        let mut cmd = Command::new("java");
+        cmd.arg("-cp")
+            .arg(classpath)
+            .arg(clients_dir().join(program))
+            .args(args);
+        Proc::spawn(name, cmd)
+    }
+
+    /// Runs `cmd`, collecting the JSON events it prints, one per line.
+    pub fn spawn(name: &str, mut cmd: Command) -> Proc {
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
         let events = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
