@@ -570,6 +570,7 @@ const FENCED_MEMBER_EPOCH: i16 = 110;
 const UNRELEASED_INSTANCE_ID: i16 = 111;
 const UNSUPPORTED_ASSIGNOR: i16 = 112;
 const STALE_MEMBER_EPOCH: i16 = 113;
+const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
 const INVALID_REGULAR_EXPRESSION: i16 = 128;
 
 /// Raw ConsumerGroupHeartbeat, OffsetCommit, JoinGroup, ListGroups and ConsumerGroupDescribe
@@ -579,7 +580,8 @@ const INVALID_REGULAR_EXPRESSION: i16 = 128;
 #[test]
 fn raw_protocol_epochs_reconciliation_and_error_codes() {
     use kafka_protocol::messages::{
-        consumer_group_describe_response, DescribeGroupsRequest, GroupId, ListGroupsRequest,
+        consumer_group_describe_response, offset_delete_request, DescribeGroupsRequest, GroupId, ListGroupsRequest,
+        OffsetDeleteRequest, TopicName,
     };
     use raw::*;
     let broker = broker();
@@ -658,6 +660,19 @@ fn raw_protocol_epochs_reconciliation_and_error_codes() {
         assert_eq!(commit(&conn, 9, g, "nobody", 2, "raw").await, UNKNOWN_MEMBER_ID);
         assert_eq!(commit(&conn, 8, g, &a_id, 2, "raw").await, UNSUPPORTED_VERSION);
         assert_eq!(commit(&conn, 9, "g-nowhere", "m", 3, "raw").await, GROUP_ID_NOT_FOUND);
+        // The group subscribes to "raw": its offsets cannot be deleted.
+        let delete = OffsetDeleteRequest::default()
+            .with_group_id(GroupId(s(g)))
+            .with_topics(vec![offset_delete_request::OffsetDeleteRequestTopic::default()
+                .with_name(TopicName(s("raw")))
+                .with_partitions(vec![
+                    offset_delete_request::OffsetDeleteRequestPartition::default().with_partition_index(0),
+                ])]);
+        let deleted = call(&conn, &delete, 0).await;
+        assert_eq!(
+            (deleted.error_code, deleted.topics[0].partitions[0].error_code),
+            (NONE, GROUP_SUBSCRIBED_TO_TOPIC)
+        );
 
         // One protocol per group id.
         assert_eq!(classic_join(&conn, g, "").await.error_code, INCONSISTENT_GROUP_PROTOCOL);

@@ -86,6 +86,7 @@ pub static SETTINGS: &[Setting] = &[
     s("group.consumer.heartbeat.interval.ms", "5000", Int, None, "How often consumer-protocol (KIP-848) group members are told to send heartbeats."),
     s("group.consumer.min.heartbeat.interval.ms", "5000", Int, None, "The smallest group.consumer.heartbeat.interval.ms allowed."),
     s("group.consumer.max.heartbeat.interval.ms", "15000", Int, None, "The largest group.consumer.heartbeat.interval.ms allowed."),
+    s("group.consumer.max.size", "2147483647", Int, None, "The most members a consumer-protocol (KIP-848) group may have; a member beyond it is refused with GROUP_MAX_SIZE_REACHED."),
     s("group.consumer.assignors", "uniform,range", List, None, "Server-side assignors of consumer-protocol groups (uniform, range; Kafka's class names are accepted too). The first is the default; members choose with group.remote.assignor."),
     s("offsets.retention.minutes", "10080", Int, None, "Committed offsets of a group expire this long after the group became empty (KIP-211); offsets of a group without members or group state expire this long after their commit."),
     s("offsets.retention.ms", "-1", Long, None, "Strom only: offsets.retention.minutes in milliseconds, for finer control (-1: use offsets.retention.minutes)."),
@@ -165,7 +166,7 @@ pub fn validate(setting: &Setting, value: &str) -> Result<(), std::string::Strin
             ("message.max.bytes" | "socket.request.max.bytes", v) if v.parse::<i64>().is_ok_and(|n| n <= 0) => {
                 bad("must be positive")
             }
-            ("offsets.retention.minutes" | "offsets.retention.check.interval.ms", v)
+            ("offsets.retention.minutes" | "offsets.retention.check.interval.ms" | "group.consumer.max.size", v)
                 if v.parse::<i64>().is_ok_and(|n| n < 1) =>
             {
                 bad("must be at least 1")

@@ -70,6 +70,8 @@ pub struct ConsumerSettings {
     pub heartbeat_interval_ms: i32,
     /// Assignor names; the first is the default.
     pub assignors: Vec<&'static str>,
+    /// `group.consumer.max.size`.
+    pub max_size: usize,
 }
 
 impl ConsumerSettings {
@@ -265,6 +267,15 @@ impl ConsumerGroup {
         now: Instant,
     ) -> Result<HeartbeatAnswer, Refusal> {
         let joining = hb.member_epoch == 0;
+        if self.members.len() >= settings.max_size && !self.members.contains_key(&hb.member_id) {
+            return Err((
+                ResponseError::GroupMaxSizeReached,
+                format!(
+                    "The consumer group has reached its maximum capacity of {} members.",
+                    settings.max_size
+                ),
+            ));
+        }
         let member_id = if hb.member_id.is_empty() {
             Uuid::new_v4().simple().to_string()
         } else {
@@ -701,6 +712,7 @@ mod tests {
             session_timeout_ms: 45_000,
             heartbeat_interval_ms: 5_000,
             assignors: vec![assignor::UNIFORM, assignor::RANGE],
+            max_size: 3,
         }
     }
 
@@ -880,6 +892,23 @@ mod tests {
         assert!(
             !TopicRegex::new("t").unwrap().matches("tt"),
             "the whole name must match"
+        );
+    }
+
+    #[test]
+    fn a_full_group_refuses_new_members_but_not_its_own() {
+        let (s, t, now) = (settings(), topics(4), Instant::now());
+        let mut g = ConsumerGroup::new("g");
+        for id in ["a", "b", "c"] {
+            g.heartbeat(join(id), &s, &t, now).unwrap();
+        }
+        assert_eq!(
+            g.heartbeat(join("d"), &s, &t, now).unwrap_err().0,
+            ResponseError::GroupMaxSizeReached
+        );
+        assert!(
+            g.heartbeat(join("a"), &s, &t, now).is_ok(),
+            "a member may rejoin a full group"
         );
     }
 }

@@ -113,6 +113,7 @@ impl GroupSettings {
                 session_timeout_ms,
                 heartbeat_interval_ms,
                 assignors,
+                max_size: config.i64("group.consumer.max.size").max(1) as usize,
             },
         })
     }
