@@ -13,24 +13,19 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{
-    clients_dir, int, kcat_ok, pyflink_lib, python, run_java, run_with_timeout, strom_cli, strom_ok, tail, Broker,
-};
+use bytes::Bytes;
+use common::members::{ints, member_id, owned, rebalance_events, records, set, settle_pair, Proc, STATE_WAIT};
+use common::{clients_dir, int, kcat_ok, pyflink_lib, python, run_java, run_with_timeout, strom_cli, strom_ok, Broker};
 use serde_json::{json, Value};
 
 /// Settings of every broker in this file. The admin HTTP API is switched off: its default
 /// port is fixed, so brokers of tests running in parallel would collide on it.
 const GROUP_SETTINGS: &[(&str, &str)] = &[("group.initial.rebalance.delay.ms", "0"), ("admin.listener", "")];
-
-/// How long a test waits for a group to reach a state it must reach.
-const STATE_WAIT: Duration = Duration::from_secs(60);
 
 // Kafka error codes.
 const NONE: i16 = 0;
@@ -54,233 +49,6 @@ fn ck(broker: &Broker, args: &[&str]) -> Value {
 
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
-}
-
-fn set(v: &[i32]) -> BTreeSet<i32> {
-    v.iter().copied().collect()
-}
-
-fn ints(v: &Value) -> Vec<i32> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not an array: {v}"))
-        .iter()
-        .map(|x| x.as_i64().unwrap_or_else(|| panic!("not an integer: {x}")) as i32)
-        .collect()
-}
-
-// ------------------------------------------------------------------ long-running members
-
-/// A client process that prints one JSON event per line; events are collected as they come.
-struct Proc {
-    name: String,
-    child: Option<Child>,
-    events: Arc<Mutex<Vec<Value>>>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Proc {
-    fn python(name: &str, script: &str, args: &[&str]) -> Proc {
-        let mut cmd = Command::new("python3");
-        cmd.arg(clients_dir().join(script))
-            .args(args)
-            .env("PYTHONUNBUFFERED", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let out = child.stdout.take().unwrap();
-        let sink = events.clone();
-        thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                let v = serde_json::from_str(&line).unwrap_or_else(|_| json!({ "ev": "raw", "line": line }));
-                sink.lock().unwrap().push(v);
-            }
-        });
-        let mut err = child.stderr.take().unwrap();
-        let err_sink = stderr.clone();
-        thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                err_sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        Proc {
-            name: name.to_string(),
-            child: Some(child),
-            events,
-            stderr,
-        }
-    }
-
-    /// A confluent-kafka member (`groups_ck.py member`).
-    fn ck_member(broker: &Broker, topic: &str, group: &str, name: &str, opts: &[&str]) -> Proc {
-        let addr = broker.addr();
-        let mut args = vec!["member", &addr[..], topic, group, name];
-        args.extend_from_slice(opts);
-        Proc::python(name, "groups_ck.py", &args)
-    }
-
-    /// A kafka-python member (`groups_kp.py member`).
-    fn kp_member(broker: &Broker, topic: &str, group: &str, name: &str, opts: &[&str]) -> Proc {
-        let addr = broker.addr();
-        let mut args = vec!["member", &addr[..], topic, group, name];
-        args.extend_from_slice(opts);
-        Proc::python(name, "groups_kp.py", &args)
-    }
-
-    fn events(&self) -> Vec<Value> {
-        self.events.lock().unwrap().clone()
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().expect("process running").id()
-    }
-
-    /// Everything known about the process, for failure messages.
-    fn report(&self) -> String {
-        let events: Vec<String> = self.events().iter().map(|e| e.to_string()).collect();
-        format!(
-            "--- {} events ---\n{}\n--- {} stderr ---\n{}",
-            self.name,
-            tail(&events.join("\n"), 12_000),
-            self.name,
-            tail(&self.stderr.lock().unwrap(), 8_000)
-        )
-    }
-
-    /// Waits until `f` finds what it looks for in the events; panics after `timeout`, or at
-    /// once if the process exits meanwhile.
-    fn wait_for<T>(&mut self, what: &str, timeout: Duration, f: impl Fn(&[Value]) -> Option<T>) -> T {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(found) = f(&self.events()) {
-                return found;
-            }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
-                thread::sleep(Duration::from_millis(200));
-                panic!(
-                    "{}: exited with {status} while waiting for {what}\n{}",
-                    self.name,
-                    self.report()
-                );
-            }
-            if Instant::now() > deadline {
-                panic!("{}: no {what} within {timeout:?}\n{}", self.name, self.report());
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Panics (with what the process printed) if it has exited.
-    fn assert_running(&mut self) {
-        if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
-            thread::sleep(Duration::from_millis(200));
-            panic!("{}: exited with {status}\n{}", self.name, self.report());
-        }
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.pid().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{signal} {} failed", self.name);
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill9();
-        if thread::panicking() {
-            eprintln!("{}", self.report());
-        }
-    }
-}
-
-/// The partitions a member owns after its events (eager protocol: an assignment replaces
-/// what it owned, a revocation or loss removes partitions).
-fn owned(events: &[Value]) -> BTreeSet<i32> {
-    let mut owned = BTreeSet::new();
-    for e in events {
-        match e["ev"].as_str() {
-            Some("assign") => owned = set(&ints(&e["partitions"])),
-            Some("revoke") | Some("lost") => {
-                for p in ints(&e["partitions"]) {
-                    owned.remove(&p);
-                }
-            }
-            _ => {}
-        }
-    }
-    owned
-}
-
-fn rebalance_events(events: &[Value]) -> Vec<Value> {
-    events
-        .iter()
-        .filter(|e| matches!(e["ev"].as_str(), Some("assign" | "revoke" | "lost")))
-        .cloned()
-        .collect()
-}
-
-/// (partition, offset) of every record event.
-fn records(events: &[Value]) -> Vec<(i32, i64)> {
-    events
-        .iter()
-        .filter(|e| e["ev"] == "record")
-        .map(|e| (int(e, "p") as i32, int(e, "o")))
-        .collect()
-}
-
-fn member_id(events: &[Value]) -> Option<String> {
-    events
-        .iter()
-        .rev()
-        .find(|e| e["ev"] == "member_id")
-        .map(|e| e["id"].as_str().unwrap().to_string())
-}
-
-/// Waits until `a` and `b` own disjoint sets covering partitions 0..4, two each, and that
-/// stays so for `quiet`; returns (a's, b's).
-fn settle_pair(a: &mut Proc, b: &mut Proc, quiet: Duration) -> (BTreeSet<i32>, BTreeSet<i32>) {
-    let deadline = Instant::now() + STATE_WAIT;
-    loop {
-        let (oa, ob) = (owned(&a.events()), owned(&b.events()));
-        let union: BTreeSet<i32> = oa.union(&ob).copied().collect();
-        if oa.len() == 2 && ob.len() == 2 && union == set(&[0, 1, 2, 3]) {
-            let (ra, rb) = (rebalance_events(&a.events()).len(), rebalance_events(&b.events()).len());
-            thread::sleep(quiet);
-            if rebalance_events(&a.events()).len() == ra && rebalance_events(&b.events()).len() == rb {
-                return (oa, ob);
-            }
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "no settled 2+2 split within {STATE_WAIT:?}: {} owns {oa:?}, {} owns {ob:?}\n{}\n{}",
-                a.name,
-                b.name,
-                a.report(),
-                b.report()
-            );
-        }
-        a.assert_running();
-        b.assert_running();
-        thread::sleep(Duration::from_millis(50));
-    }
 }
 
 // ------------------------------------------------------------------ the CLI
@@ -382,6 +150,17 @@ mod raw {
         instance: Option<&str>,
         metadata: &'static [u8],
     ) -> JoinGroupResponse {
+        join_with(conn, group, member, instance, &[("range", metadata)]).await
+    }
+
+    /// JoinGroup (the highest version both sides speak) with `protocols` in order of preference.
+    pub async fn join_with(
+        conn: &Connection,
+        group: &str,
+        member: &str,
+        instance: Option<&str>,
+        protocols: &[(&str, &'static [u8])],
+    ) -> JoinGroupResponse {
         let request = JoinGroupRequest::default()
             .with_group_id(GroupId(s(group)))
             .with_session_timeout_ms(6000)
@@ -389,9 +168,16 @@ mod raw {
             .with_member_id(s(member))
             .with_group_instance_id(instance.map(s))
             .with_protocol_type(s("consumer"))
-            .with_protocols(vec![JoinGroupRequestProtocol::default()
-                .with_name(s("range"))
-                .with_metadata(Bytes::from_static(metadata))]);
+            .with_protocols(
+                protocols
+                    .iter()
+                    .map(|(name, metadata)| {
+                        JoinGroupRequestProtocol::default()
+                            .with_name(s(name))
+                            .with_metadata(Bytes::from_static(metadata))
+                    })
+                    .collect(),
+            );
         tokio::time::timeout(CALL_TIMEOUT, conn.send(&request))
             .await
             .expect("JoinGroup answered in time")
@@ -465,6 +251,71 @@ mod raw {
         )
     }
 
+    /// OffsetCommit v8 of one offset for partition 0 of `topic`; returns its error code.
+    pub async fn commit(
+        conn: &Connection,
+        group: &str,
+        generation: i32,
+        member: &str,
+        topic: &str,
+        offset: i64,
+    ) -> i16 {
+        use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+        use kafka_protocol::messages::{OffsetCommitRequest, TopicName};
+        let request = OffsetCommitRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_generation_id_or_member_epoch(generation)
+            .with_member_id(s(member))
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(TopicName(s(topic)))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(offset)])]);
+        let response = tokio::time::timeout(CALL_TIMEOUT, conn.send(&request))
+            .await
+            .expect("OffsetCommit answered in time")
+            .expect("OffsetCommit");
+        response.topics[0].partitions[0].error_code
+    }
+
+    /// The committed offset of partition 0 of `topic` (-1: none), by OffsetFetch.
+    pub async fn committed(conn: &Connection, group: &str, topic: &str) -> i64 {
+        use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+        use kafka_protocol::messages::{OffsetFetchRequest, TopicName};
+        let request = OffsetFetchRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                .with_name(TopicName(s(topic)))
+                .with_partition_indexes(vec![0])]));
+        let response = conn
+            .submit(&request, 7)
+            .await
+            .expect("send OffsetFetch")
+            .wait()
+            .await
+            .expect("OffsetFetch");
+        response.topics[0].partitions[0].committed_offset
+    }
+
+    /// (state, protocol type, protocol, [(member id, assignment)]) from DescribeGroups.
+    pub async fn describe_full(conn: &Connection, group: &str) -> (String, String, String, Vec<(String, Bytes)>) {
+        let request = DescribeGroupsRequest::default().with_groups(vec![GroupId(s(group))]);
+        let response = tokio::time::timeout(CALL_TIMEOUT, conn.send(&request))
+            .await
+            .expect("DescribeGroups answered in time")
+            .expect("DescribeGroups");
+        let g = &response.groups[0];
+        (
+            g.group_state.to_string(),
+            g.protocol_type.to_string(),
+            g.protocol_data.to_string(),
+            g.members
+                .iter()
+                .map(|m| (m.member_id.to_string(), m.member_assignment.clone()))
+                .collect(),
+        )
+    }
+
     /// (state, member ids) from DescribeGroups.
     pub async fn describe(conn: &Connection, group: &str) -> (String, Vec<String>) {
         let request = DescribeGroupsRequest::default().with_groups(vec![GroupId(s(group))]);
@@ -505,6 +356,222 @@ mod raw {
 }
 
 // ------------------------------------------------------------------ tests
+
+/// Offset retention with KIP-211's semantics (offsets.retention.ms=3000, checked every
+/// 200 ms): a group member commits and keeps heartbeating well past the retention period, and
+/// its offset stays, because a group with members that subscribes to the topic keeps its
+/// offsets. It leaves: the group is Empty, and the offset (committed long before) still stays
+/// until the group has been empty for the retention period, then goes. A simple consumer's
+/// offset (no group) expires by its commit time. Both are deleted with tombstones in
+/// __consumer_offsets: after a restart with a week of retention they are still gone, while
+/// an offset committed just before the restart is there.
+#[test]
+fn committed_offsets_expire_once_the_group_was_empty_for_the_retention_period() {
+    const RETENTION: Duration = Duration::from_millis(3000);
+    // A v0 consumer subscription to topic "ret".
+    const META: &[u8] = b"\x00\x00\x00\x00\x00\x01\x00\x03ret\xff\xff\xff\xff";
+    let mut settings = GROUP_SETTINGS.to_vec();
+    settings.extend([
+        ("offsets.retention.ms", "3000"),
+        ("offsets.retention.check.interval.ms", "200"),
+    ]);
+    let mut broker = Broker::start_with(&settings);
+    ck(&broker, &["produce", "ret", "1", "1"]);
+    let addr = broker.addr();
+    let rt = raw::runtime();
+    rt.block_on(async {
+        let m = raw::connect(&addr, "ret-m").await;
+        let g = "g-ret";
+        let first = raw::join(&m, g, "", None, META).await;
+        let id = first.member_id.to_string();
+        let joined = raw::join(&m, g, &id, None, META).await;
+        assert_eq!((joined.error_code, joined.generation_id), (NONE, 1));
+        assert_eq!(raw::sync(&m, g, 1, &id, None, &[(&id, b"")]).await.error_code, NONE);
+        assert_eq!(raw::commit(&m, g, 1, &id, "ret", 7).await, NONE);
+        assert_eq!(raw::commit(&m, "g-simple", -1, "", "ret", 5).await, NONE);
+        let committed_at = Instant::now();
+
+        // The member stays (heartbeats) for twice the retention: its offset stays too.
+        while committed_at.elapsed() < RETENTION * 2 {
+            assert_eq!(raw::heartbeat(&m, g, 1, &id, None).await, NONE);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        assert_eq!(
+            raw::committed(&m, g, "ret").await,
+            7,
+            "a group with members keeps its offsets"
+        );
+        // The simple consumer's offset expired by its commit time.
+        assert_eq!(raw::committed(&m, "g-simple", "ret").await, -1);
+
+        assert_eq!(raw::leave(&m, g, &id, None).await, (NONE, NONE));
+        let left_at = Instant::now();
+        assert_eq!(raw::describe(&m, g).await.0, "Empty");
+        tokio::time::sleep(RETENTION / 2).await;
+        assert_eq!(
+            raw::committed(&m, g, "ret").await,
+            7,
+            "kept until the group has been empty for the retention period"
+        );
+        let deadline = left_at + RETENTION + Duration::from_secs(5);
+        while raw::committed(&m, g, "ret").await != -1 {
+            assert!(
+                Instant::now() < deadline,
+                "offset not expired {:?} after the group became empty",
+                left_at.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            left_at.elapsed() >= RETENTION - Duration::from_millis(200),
+            "expired early: {:?}",
+            left_at.elapsed()
+        );
+        assert_eq!(raw::commit(&m, "g-fresh", -1, "", "ret", 3).await, NONE);
+    });
+    broker.sigterm(Duration::from_secs(30));
+    broker.set_option("offsets.retention.ms", "604800000");
+    broker.restart();
+    rt.block_on(async {
+        let m = raw::connect(&broker.addr(), "ret-check").await;
+        assert_eq!(
+            raw::committed(&m, "g-ret", "ret").await,
+            -1,
+            "the tombstone survives a restart"
+        );
+        assert_eq!(raw::committed(&m, "g-simple", "ret").await, -1);
+        assert_eq!(raw::committed(&m, "g-fresh", "ret").await, 3);
+    });
+}
+
+/// Classic groups are written to __consumer_offsets as Kafka's group metadata records (key
+/// version 2) when a generation completes or the group empties, and replayed at start: a
+/// group that was Stable comes back Stable with its member, generation, protocol and
+/// assignment, and the member carries on heartbeating across the restart; after it leaves
+/// and the broker restarts again, the group is Empty with protocol type "consumer" (not an
+/// offsets-only group) in DescribeGroups and `strom groups describe --state`. Deleting the
+/// group writes a tombstone: after another restart it is gone.
+#[test]
+fn classic_group_metadata_survives_restarts() {
+    const META: &[u8] = b"\x00\x00\x00\x00\x00\x01\x00\x04meta\xff\xff\xff\xff";
+    let mut broker = broker();
+    ck(&broker, &["produce", "meta", "1", "1"]);
+    let rt = raw::runtime();
+    let g = "g-meta";
+    let id = rt.block_on(async {
+        let m = raw::connect(&broker.addr(), "meta-m").await;
+        let first = raw::join(&m, g, "", None, META).await;
+        let id = first.member_id.to_string();
+        let joined = raw::join(&m, g, &id, None, META).await;
+        assert_eq!((joined.error_code, joined.generation_id), (NONE, 1));
+        let synced = raw::sync(&m, g, 1, &id, None, &[(&id, b"assignment-1")]).await;
+        assert_eq!(synced.error_code, NONE);
+        assert_eq!(raw::commit(&m, g, 1, &id, "meta", 1).await, NONE);
+        id
+    });
+    broker.sigterm(Duration::from_secs(30));
+    broker.restart();
+    rt.block_on(async {
+        let m = raw::connect(&broker.addr(), "meta-m").await;
+        assert_eq!(
+            raw::describe_full(&m, g).await,
+            (
+                "Stable".to_string(),
+                "consumer".to_string(),
+                "range".to_string(),
+                vec![(id.clone(), Bytes::from_static(b"assignment-1"))]
+            )
+        );
+        assert_eq!(raw::heartbeat(&m, g, 1, &id, None).await, NONE, "the member carries on");
+        assert_eq!(raw::leave(&m, g, &id, None).await, (NONE, NONE));
+        assert_eq!(raw::describe(&m, g).await.0, "Empty");
+    });
+    thread::sleep(Duration::from_millis(500)); // the Empty record is written within a tick
+    broker.sigterm(Duration::from_secs(30));
+    broker.restart();
+    rt.block_on(async {
+        let m = raw::connect(&broker.addr(), "meta-m").await;
+        assert_eq!(
+            raw::describe_full(&m, g).await,
+            ("Empty".to_string(), "consumer".to_string(), String::new(), vec![])
+        );
+        assert_eq!(raw::committed(&m, g, "meta").await, 1);
+    });
+    assert_eq!(
+        rows(&groups_cli(&broker, &["describe", g, "--state"]), STATE_HEADER),
+        vec![vec![
+            g.to_string(),
+            broker.addr(),
+            "(1)".into(),
+            "-".into(),
+            "Empty".into(),
+            "0".into()
+        ]]
+    );
+    groups_cli(&broker, &["delete", g]);
+    broker.sigterm(Duration::from_secs(30));
+    broker.restart();
+    rt.block_on(async {
+        let m = raw::connect(&broker.addr(), "meta-m").await;
+        assert_eq!(raw::describe(&m, g).await.0, "Dead", "the tombstone deleted the group");
+    });
+}
+
+/// KIP-814 and static rejoins (JoinGroup v9): a static leader that comes back under a new
+/// member id to a stable group gets the current generation at once with skip_assignment set
+/// (and the member list), and keeps its assignment. Coming back with other metadata but the
+/// same chosen protocol changes nothing either; coming back preferring another protocol, so
+/// that the next generation would choose differently, rebalances (a new generation with the
+/// new protocol and no skip_assignment), as in Kafka.
+#[test]
+fn static_leader_rejoin_skips_assignment_and_rebalances_only_for_a_new_protocol() {
+    const META: &[u8] = b"\x00\x00\x00\x00\x00\x01\x00\x01t\xff\xff\xff\xff";
+    const OTHER: &[u8] = b"\x00\x00\x00\x00\x00\x01\x00\x01t\x00\x00\x00\x01x";
+    let broker = broker();
+    let rt = raw::runtime();
+    rt.block_on(async {
+        let g = "g-kip814";
+        let c = raw::connect(&broker.addr(), "static").await;
+        let first = raw::join_with(&c, g, "", Some("i-1"), &[("range", META), ("roundrobin", META)]).await;
+        assert_eq!((first.error_code, first.generation_id), (NONE, 1), "{first:?}");
+        let id1 = first.member_id.to_string();
+        assert_eq!(first.leader.as_str(), id1);
+        assert!(!first.skip_assignment);
+        assert_eq!(
+            raw::sync(&c, g, 1, &id1, Some("i-1"), &[(&id1, b"mine")])
+                .await
+                .error_code,
+            NONE
+        );
+
+        // The leader restarts: same protocols, new member id.
+        let back = raw::join_with(&c, g, "", Some("i-1"), &[("range", META), ("roundrobin", META)]).await;
+        let id2 = back.member_id.to_string();
+        assert_ne!(id2, id1);
+        assert_eq!(
+            (back.error_code, back.generation_id, back.leader.as_str()),
+            (NONE, 1, id2.as_str())
+        );
+        assert_eq!(back.protocol_name.as_deref(), Some("range"));
+        assert!(back.skip_assignment, "KIP-814: {back:?}");
+        assert_eq!(back.members.len(), 1);
+        let synced = raw::sync(&c, g, 1, &id2, Some("i-1"), &[]).await;
+        assert_eq!((synced.error_code, &synced.assignment[..]), (NONE, &b"mine"[..]));
+
+        // Other metadata, same chosen protocol: still generation 1.
+        let again = raw::join_with(&c, g, "", Some("i-1"), &[("range", OTHER), ("roundrobin", OTHER)]).await;
+        assert_eq!((again.error_code, again.generation_id), (NONE, 1), "{again:?}");
+        assert!(again.skip_assignment);
+        let id3 = again.member_id.to_string();
+
+        // Preferring roundrobin changes the next generation's protocol: a rebalance.
+        let switched = raw::join_with(&c, g, "", Some("i-1"), &[("roundrobin", META), ("range", META)]).await;
+        assert_eq!((switched.error_code, switched.generation_id), (NONE, 2), "{switched:?}");
+        assert_eq!(switched.protocol_name.as_deref(), Some("roundrobin"));
+        assert!(!switched.skip_assignment);
+        assert_eq!(raw::heartbeat(&c, g, 1, &id3, Some("i-1")).await, FENCED_INSTANCE_ID);
+    });
+}
 
 /// librdkafka: two members join a group on an empty 4-partition topic and settle on two
 /// partitions each, disjoint and covering the topic (so SyncGroup handed each member the

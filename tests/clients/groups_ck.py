@@ -8,21 +8,26 @@ tests/groups.rs asserts on exactly:
 
   produce TOPIC PARTITIONS N         create TOPIC and write N records to every partition
   append TOPIC PARTITIONS N TAG      write N more records ("TAG-P-I") to every partition
-  split TOPIC GROUP                  two members split 4 partitions, then consume 100/partition
+  split TOPIC GROUP [PROTOCOL]       two members split 4 partitions, then consume 100/partition
   rebalance TOPIC GROUP              eager: C joins A+B, then B leaves; uncommitted tails
   cooperative TOPIC GROUP            the same with partition.assignment.strategy=cooperative-sticky
+  consumer-protocol TOPIC GROUP      the same with group.protocol=consumer (KIP-848)
   commit TOPIC GROUP OFFSETS         a member commits {"partition": [offset, metadata]}
-  committed TOPIC GROUP PARTITIONS   committed() of every partition, then consume to the end
+  committed TOPIC GROUP PARTITIONS [PROTOCOL]
+                                     committed() of every partition, then consume to the end
   alo TOPIC GROUP DB TOTAL CRASH_AFTER COMMIT_EVERY
                                      process-then-commit into sqlite; SIGKILLs itself after
                                      CRASH_AFTER records (0: never), commits every COMMIT_EVERY
   alo-report DB                      the rows of the sqlite file, in processing order
 
-  member TOPIC GROUP NAME [instance=ID] [strategy=S] [session=MS]
+  member TOPIC GROUP NAME [instance=ID] [strategy=S] [session=MS] [protocol=consumer]
                                      a long-running member printing one JSON event per line:
                                      {"ev": "assign"|"revoke"|"lost", "partitions": [...]},
                                      {"ev": "record", "p": P, "o": O}, {"ev": "ready", ...};
                                      commits every record; runs until killed
+
+PROTOCOL is the group protocol, classic (the default) or consumer (KIP-848: the broker
+assigns, and session and heartbeat timing come from the broker).
 
 Every wait is bounded (WAIT_S); a failure prints a message to stderr and exits 1.
 """
@@ -104,7 +109,19 @@ def consumer_conf(bootstrap, group, name, **extra):
         "topic.metadata.refresh.interval.ms": 60000,
     }
     c.update(extra)
+    if c.get("group.protocol") == "consumer":
+        # Set broker side in the consumer protocol; librdkafka refuses them.
+        for key in ("session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy"):
+            c.pop(key, None)
     return c
+
+
+def protocol_conf(protocol):
+    """Consumer settings of a group protocol given on the command line."""
+    if protocol in ("classic", ""):
+        return {}
+    require(protocol == "consumer", "unknown group protocol %r" % protocol)
+    return {"group.protocol": "consumer"}
 
 
 class Member:
@@ -114,7 +131,10 @@ class Member:
         self.name = name
         self.clock = clock
         self.c = Consumer(conf)
-        self.cooperative = conf.get("partition.assignment.strategy") == "cooperative-sticky"
+        # Incremental assignments: cooperative-sticky, and every assignment of the consumer protocol.
+        self.cooperative = (
+            conf.get("partition.assignment.strategy") == "cooperative-sticky" or conf.get("group.protocol") == "consumer"
+        )
         self.owned = set()
         self.events = []  # (seq, kind, partitions)
         self.deliveries = []  # (partition, offset)
@@ -290,12 +310,12 @@ def scenario_append(bootstrap, topic, partitions, n, tag):
     emit({"offsets": {str(p): [o[0], o[-1]] if o else [] for p, o in got.items()}})
 
 
-def scenario_split(bootstrap, topic, group_id):
+def scenario_split(bootstrap, topic, group_id, protocol="classic"):
     """Two members join before any record exists; once they own disjoint halves of the
     topic, 100 records per partition are written and each member must read exactly the
     records of its own partitions, each once."""
     create_topic(bootstrap, topic, 4)
-    g = Group(bootstrap, topic, group_id)
+    g = Group(bootstrap, topic, group_id, **protocol_conf(protocol))
     g.commit_below = 1 << 62
     g.add("A")
     g.add("B")
@@ -321,11 +341,12 @@ def scenario_split(bootstrap, topic, group_id):
     )
 
 
-def run_membership_changes(bootstrap, topic, group_id, cooperative):
+def run_membership_changes(bootstrap, topic, group_id, cooperative, protocol="classic"):
     """A and B share the topic; C joins; B leaves. Before each change the members have read
     everything but committed only offsets below a limit (30, then 70), so the records past
     it must come again, exactly once more, from where the commit left off."""
     extra = {"partition.assignment.strategy": "cooperative-sticky"} if cooperative else {}
+    extra.update(protocol_conf(protocol))
     create_topic(bootstrap, topic, 4)
     g = Group(bootstrap, topic, group_id, **extra)
     g.add("A")
@@ -437,7 +458,7 @@ def metadata_of(tp):
         return "<undecodable>"
 
 
-def scenario_committed(bootstrap, topic, group_id, partitions):
+def scenario_committed(bootstrap, topic, group_id, partitions, protocol="classic"):
     """committed() with metadata for every partition, then a member reads to the end and
     reports the first and last offset it got per partition."""
     n = int(partitions)
@@ -445,7 +466,7 @@ def scenario_committed(bootstrap, topic, group_id, partitions):
     committed = probe.committed([TopicPartition(topic, p) for p in range(n)], timeout=30)
     probe.close()
     out = {str(tp.partition): [tp.offset, metadata_of(tp)] for tp in committed}
-    g = Group(bootstrap, topic, group_id)
+    g = Group(bootstrap, topic, group_id, **protocol_conf(protocol))
     m = g.add("reader")
     # The topic's end offsets tell how many records remain.
     lo_hi = {}
@@ -533,6 +554,7 @@ def scenario_member(bootstrap, topic, group_id, name, *opts):
         extra["partition.assignment.strategy"] = kv["strategy"]
     if "session" in kv:
         extra["session.timeout.ms"] = int(kv["session"])
+    extra.update(protocol_conf(kv.get("protocol", "classic")))
     conf = consumer_conf(bootstrap, group_id, name, **extra)
 
     def out(obj):
@@ -577,6 +599,7 @@ def main():
         "split": scenario_split,
         "rebalance": lambda b, t, g: run_membership_changes(b, t, g, cooperative=False),
         "cooperative": lambda b, t, g: run_membership_changes(b, t, g, cooperative=True),
+        "consumer-protocol": lambda b, t, g: run_membership_changes(b, t, g, cooperative=True, protocol="consumer"),
         "commit": scenario_commit,
         "committed": scenario_committed,
         "alo": scenario_alo,

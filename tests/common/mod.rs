@@ -4,9 +4,10 @@
 //! limit on every wait.
 //!
 //! Every test file includes this module with `mod common;`; not every file uses every helper.
-//! `wire.rs` builds Kafka frames and record batches by hand for the raw-socket tests.
+//! `members.rs` runs long-lived group members and reads their events. `wire.rs` builds Kafka frames and record batches by hand for the raw-socket tests.
 #![allow(dead_code)]
 
+pub mod members;
 pub mod wire;
 
 use std::fs::{File, OpenOptions};
@@ -282,6 +283,12 @@ impl Broker {
             }
             thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Sets (or replaces) a `-o key=value` setting for the next start.
+    pub fn set_option(&mut self, key: &str, value: &str) {
+        self.opts.retain(|(k, _)| k != key);
+        self.opts.push((key.to_string(), value.to_string()));
     }
 
     /// Start the broker again on the same port and data directory.

@@ -57,16 +57,10 @@ impl Broker {
         let image = metadata.image();
         let partitions = PartitionManager::open(&config.log_dir, &image, &config, now_ms())?;
         let coordinator = GroupCoordinator::new(
-            GroupSettings {
-                initial_rebalance_delay: std::time::Duration::from_millis(
-                    config.i64("group.initial.rebalance.delay.ms").max(0) as u64,
-                ),
-                min_session_timeout_ms: config.i64("group.min.session.timeout.ms") as i32,
-                max_session_timeout_ms: config.i64("group.max.session.timeout.ms") as i32,
-            },
+            GroupSettings::from_config(&config)?,
             config.i64("offsets.topic.num.partitions") as i32,
         );
-        let offset_records = coordinator.offsets.load(&partitions)?;
+        let offset_records = coordinator.load(&partitions, image.as_ref())?;
         let plugins = crate::plugins::PluginManager::new(config.log_dir.join(PLUGIN_CACHE_DIR))?;
         crate::security::validate_config(&config)?;
         let mut tls = BTreeMap::new();
@@ -228,6 +222,12 @@ impl Broker {
             }
             ApiKey::AlterUserScramCredentials => {
                 serve!(AlterUserScramCredentialsRequest, handlers::scram_users::alter)
+            }
+            ApiKey::ConsumerGroupHeartbeat => {
+                serve!(ConsumerGroupHeartbeatRequest, handlers::consumer_group::heartbeat)
+            }
+            ApiKey::ConsumerGroupDescribe => {
+                serve!(ConsumerGroupDescribeRequest, handlers::consumer_group::describe)
             }
             other => return Err(FrameError::UnknownApiKey(other as i16)),
         };

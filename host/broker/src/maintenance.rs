@@ -1,5 +1,6 @@
 //! Periodic work: time-based flushes (`flush.ms`), retention (`retention.ms`,
-//! `retention.bytes`) and group session and rebalance timeouts. Runs until shutdown.
+//! `retention.bytes`), group session and rebalance timeouts, and the expiry of committed
+//! offsets (`offsets.retention.minutes`). Runs until shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +16,38 @@ pub fn spawn(broker: Arc<Broker>) {
         let mut tick = tokio::time::interval(GROUP_TICK);
         loop {
             tokio::select! {
-                _ = tick.tick() => groups.coordinator.tick(),
+                _ = tick.tick() => {
+                    groups.coordinator.tick();
+                    if let Err(e) = groups.coordinator.persist_groups(&groups.partitions) {
+                        tracing::error!(error = %format!("{e:#}"), "writing group metadata records failed");
+                    }
+                    if let Err(e) = groups.coordinator.persist_consumer_groups(&groups.partitions) {
+                        tracing::error!(error = %format!("{e:#}"), "writing consumer group records failed");
+                    }
+                }
                 _ = groups.shutdown_started() => return,
+            }
+        }
+    });
+    let offsets_every = Duration::from_millis(broker.config.i64("offsets.retention.check.interval.ms").max(10) as u64);
+    let offsets_retention_ms = match broker.config.i64("offsets.retention.ms") {
+        ms if ms >= 0 => ms,
+        _ => broker.config.i64("offsets.retention.minutes").saturating_mul(60_000),
+    };
+    let expirer = Arc::clone(&broker);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(offsets_every);
+        tick.tick().await; // the first tick is immediate; wait one interval first
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = expirer.shutdown_started() => return,
+            }
+            if let Err(e) = expirer
+                .coordinator
+                .expire_offsets(&expirer.partitions, now_ms(), offsets_retention_ms)
+            {
+                tracing::error!(error = %format!("{e:#}"), "expiring committed offsets failed");
             }
         }
     });

@@ -144,7 +144,7 @@ pub fn render(broker: &Broker) -> String {
     let groups = broker.coordinator.list();
     let _ = writeln!(out, "# HELP strom_consumer_groups Consumer groups known to the coordinator, by state.\n# TYPE strom_consumer_groups gauge");
     let mut by_state = std::collections::BTreeMap::<String, u64>::new();
-    for (_, _, state) in groups {
+    for (_, _, state, _) in groups {
         *by_state.entry(state.to_string()).or_default() += 1;
     }
     for (state, count) in by_state {

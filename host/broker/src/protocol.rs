@@ -44,6 +44,8 @@ pub fn supported_versions() -> Vec<(ApiKey, i16, i16)> {
         range::<DeleteAclsRequest>(ApiKey::DeleteAcls, 3),
         range::<DescribeUserScramCredentialsRequest>(ApiKey::DescribeUserScramCredentials, 0),
         range::<AlterUserScramCredentialsRequest>(ApiKey::AlterUserScramCredentials, 0),
+        range::<ConsumerGroupHeartbeatRequest>(ApiKey::ConsumerGroupHeartbeat, 1),
+        range::<ConsumerGroupDescribeRequest>(ApiKey::ConsumerGroupDescribe, 1),
     ]
 }
 

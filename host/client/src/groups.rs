@@ -4,7 +4,9 @@
 //! Everything about one group goes to that group's coordinator (FindCoordinator with key type
 //! group), as Kafka's admin client does; ListGroups goes to every broker, since each lists only
 //! the groups it coordinates. Member assignments are decoded as the consumer protocol's
-//! [`ConsumerProtocolAssignment`]: a 2-byte version, then the body in that version.
+//! [`ConsumerProtocolAssignment`]: a 2-byte version, then the body in that version. Groups of
+//! the consumer protocol (KIP-848) are described with ConsumerGroupDescribe, others with
+//! DescribeGroups, as Kafka's admin client does.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,8 +17,8 @@ use bytes::{Buf, Bytes};
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::{
-    ConsumerProtocolAssignment, DeleteGroupsRequest, DescribeGroupsRequest, FindCoordinatorRequest, GroupId,
-    ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
+    ApiKey, ConsumerGroupDescribeRequest, ConsumerProtocolAssignment, DeleteGroupsRequest, DescribeGroupsRequest,
+    FindCoordinatorRequest, GroupId, ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use kafka_protocol::ResponseError;
@@ -24,6 +26,59 @@ use kafka_protocol::ResponseError;
 use crate::client::Client;
 use crate::connection::Connection;
 use crate::error::{self, KafkaError};
+
+/// A group of the consumer protocol (KIP-848) by ConsumerGroupDescribe; `None` if the broker
+/// does not serve that API or the group is not of that protocol (GROUP_ID_NOT_FOUND).
+async fn describe_consumer_group(
+    conn: &Connection,
+    group: &str,
+    coordinator: &Coordinator,
+) -> Result<Option<GroupDescription>> {
+    if conn.broker_versions(ApiKey::ConsumerGroupDescribe).is_none() {
+        return Ok(None);
+    }
+    let request = ConsumerGroupDescribeRequest::default().with_group_ids(vec![group_id(group)]);
+    let response = conn.send(&request).await?;
+    let Some(g) = response.groups.into_iter().find(|g| g.group_id.0.as_str() == group) else {
+        bail!("the broker's ConsumerGroupDescribe response omits group '{group}'");
+    };
+    if g.error_code == ResponseError::GroupIdNotFound.code() {
+        return Ok(None);
+    }
+    error::check(g.error_code, g.error_message.as_ref()).with_context(|| format!("cannot describe group '{group}'"))?;
+    let members = g
+        .members
+        .into_iter()
+        .map(|m| {
+            let mut assignment: Vec<(String, Vec<i32>)> = m
+                .assignment
+                .topic_partitions
+                .into_iter()
+                .map(|t| {
+                    let mut partitions = t.partitions;
+                    partitions.sort_unstable();
+                    (t.topic_name.0.to_string(), partitions)
+                })
+                .collect();
+            assignment.sort();
+            GroupMember {
+                member_id: m.member_id.to_string(),
+                instance_id: m.instance_id.map(|s| s.to_string()),
+                client_id: m.client_id.to_string(),
+                client_host: m.client_host.to_string(),
+                assignment,
+            }
+        })
+        .collect();
+    Ok(Some(GroupDescription {
+        group_id: group.to_string(),
+        state: g.group_state.to_string(),
+        protocol_type: "consumer".to_string(),
+        protocol: g.assignor_name.to_string(),
+        members,
+        coordinator: coordinator.clone(),
+    }))
+}
 
 /// FindCoordinator's key type for consumer groups.
 const KEY_TYPE_GROUP: i8 = 0;
@@ -268,6 +323,9 @@ impl Client {
     /// `Dead` (Kafka's answer) or as the broker's GROUP_ID_NOT_FOUND error.
     pub async fn describe_group(&self, group: &str) -> Result<GroupDescription> {
         let (coordinator, conn) = self.coordinator(group).await?;
+        if let Some(description) = describe_consumer_group(&conn, group, &coordinator).await? {
+            return Ok(description);
+        }
         let request = DescribeGroupsRequest::default().with_groups(vec![group_id(group)]);
         let response = conn.send(&request).await?;
         let g = response

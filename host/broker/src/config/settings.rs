@@ -80,6 +80,17 @@ pub static SETTINGS: &[Setting] = &[
     s("group.initial.rebalance.delay.ms", "3000", Int, None, "How long a new consumer group waits for more members before its first rebalance completes."),
     s("group.min.session.timeout.ms", "6000", Int, None, "The smallest session.timeout.ms a group member may ask for."),
     s("group.max.session.timeout.ms", "1800000", Int, None, "The largest session.timeout.ms a group member may ask for."),
+    s("group.consumer.session.timeout.ms", "45000", Int, None, "Session timeout of consumer-protocol (KIP-848) group members: a member that sends no heartbeat for this long is removed."),
+    s("group.consumer.min.session.timeout.ms", "45000", Int, None, "The smallest group.consumer.session.timeout.ms allowed."),
+    s("group.consumer.max.session.timeout.ms", "60000", Int, None, "The largest group.consumer.session.timeout.ms allowed."),
+    s("group.consumer.heartbeat.interval.ms", "5000", Int, None, "How often consumer-protocol (KIP-848) group members are told to send heartbeats."),
+    s("group.consumer.min.heartbeat.interval.ms", "5000", Int, None, "The smallest group.consumer.heartbeat.interval.ms allowed."),
+    s("group.consumer.max.heartbeat.interval.ms", "15000", Int, None, "The largest group.consumer.heartbeat.interval.ms allowed."),
+    s("group.consumer.max.size", "2147483647", Int, None, "The most members a consumer-protocol (KIP-848) group may have; a member beyond it is refused with GROUP_MAX_SIZE_REACHED."),
+    s("group.consumer.assignors", "uniform,range", List, None, "Server-side assignors of consumer-protocol groups (uniform, range; Kafka's class names are accepted too). The first is the default; members choose with group.remote.assignor."),
+    s("offsets.retention.minutes", "10080", Int, None, "Committed offsets of a group expire this long after the group became empty (KIP-211); offsets of a group without members or group state expire this long after their commit."),
+    s("offsets.retention.ms", "-1", Long, None, "Strom only: offsets.retention.minutes in milliseconds, for finer control (-1: use offsets.retention.minutes)."),
+    s("offsets.retention.check.interval.ms", "600000", Long, None, "How often expired committed offsets are looked for and deleted."),
     s("offsets.topic.num.partitions", "50", Int, None, "Partitions of the internal __consumer_offsets topic, created on first use."),
     s("offsets.topic.segment.bytes", "104857600", Int, None, "Segment size of the __consumer_offsets topic."),
     s("admin.listener", "127.0.0.1:9644", String, None, "host:port of the admin HTTP API (plugin upload and listing); empty disables it."),
@@ -166,6 +177,12 @@ pub fn validate(setting: &Setting, value: &str) -> Result<(), std::string::Strin
             ("log.cleanup.policy", v) if v.split(',').any(|p| !matches!(p.trim(), "delete" | "compact")) => {
                 bad("expected delete, compact or delete,compact")
             }
+            ("group.consumer.assignors", v)
+                if v.split(',')
+                    .any(|a| crate::coordinator::assignor::canonical_name(a).is_none()) =>
+            {
+                bad("expected a comma-separated list of uniform and range")
+            }
             ("partitioner.mode", v) if v != "route" && v != "enforce" => bad("expected route or enforce"),
             ("ssl.keystore.type" | "ssl.truststore.type", v) if v != "PEM" => bad("only PEM is supported"),
             ("ssl.client.auth", v) if !matches!(v, "none" | "requested" | "required") => {
@@ -205,6 +222,11 @@ pub fn validate(setting: &Setting, value: &str) -> Result<(), std::string::Strin
             ("log.segment.bytes", v) if v.parse::<i64>().is_ok_and(|n| n < 14) => bad("must be at least 14"),
             ("message.max.bytes" | "socket.request.max.bytes", v) if v.parse::<i64>().is_ok_and(|n| n <= 0) => {
                 bad("must be positive")
+            }
+            ("offsets.retention.minutes" | "offsets.retention.check.interval.ms" | "group.consumer.max.size", v)
+                if v.parse::<i64>().is_ok_and(|n| n < 1) =>
+            {
+                bad("must be at least 1")
             }
             ("min.insync.replicas" | "num.partitions" | "default.replication.factor", v)
                 if v.parse::<i64>().is_ok_and(|n| n < 1) =>

@@ -42,6 +42,8 @@ pub struct JoinOutcome {
     pub member_id: String,
     /// Only for the leader: every member with its metadata for the chosen protocol.
     pub members: Vec<(String, Option<String>, Bytes)>,
+    /// KIP-814: a static leader that rejoined a stable group must not assign again.
+    pub skip_assignment: bool,
 }
 
 impl JoinOutcome {
@@ -54,6 +56,7 @@ impl JoinOutcome {
             leader: String::new(),
             member_id: member_id.to_string(),
             members: Vec::new(),
+            skip_assignment: false,
         }
     }
 }
@@ -304,6 +307,7 @@ impl Group {
                     } else {
                         Vec::new()
                     },
+                    skip_assignment: false,
                 });
             }
         }
@@ -330,6 +334,7 @@ impl Group {
             },
             leader,
             member_id: member_id.to_string(),
+            skip_assignment: false,
         }
     }
 

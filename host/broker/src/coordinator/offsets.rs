@@ -1,13 +1,16 @@
 //! Committed offsets, kept in memory and persisted as Kafka does: records in the internal
 //! compacted topic `__consumer_offsets`, with Kafka's own key and value layouts, so the
-//! topic reads the same as Kafka's. A group lives on partition `abs(hash(group)) % N`.
+//! topic reads the same as Kafka's. A group lives on partition `abs(hash(group)) % N`. The
+//! same topic holds the records of each group's state (a classic group's metadata record,
+//! [`super::group_records`]; a consumer-protocol group's records,
+//! [`super::consumer_records`]), kept here as bytes by key and replayed with the offsets.
 //!
 //! Compaction here is a rewrite: when a partition has accumulated many more records than
 //! live offsets, the live offsets are appended again and the log start moves past the old
 //! ones (DeleteRecords). A crash between the two leaves old records followed by newer
 //! copies, which replay resolves the same way.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use indexmap::IndexMap;
@@ -16,6 +19,7 @@ use kafka_protocol::records::{
 };
 use parking_lot::Mutex;
 
+use super::{consumer_records, group_records};
 use crate::broker::now_ms;
 use crate::partitions::PartitionManager;
 
@@ -42,6 +46,8 @@ pub struct OffsetStore {
 #[derive(Default)]
 struct Inner {
     groups: HashMap<String, GroupOffsets>,
+    /// The latest value of every group state record (key versions 2-8), by group and key.
+    group_state: HashMap<String, BTreeMap<Bytes, Bytes>>,
     records_since_rewrite: HashMap<i32, u64>,
     partitions: i32,
 }
@@ -91,7 +97,17 @@ impl OffsetStore {
                     for record in set.records {
                         offset = record.offset + 1;
                         records += 1;
-                        if let Some((group, topic, p)) = record.key.as_ref().and_then(|k| decode_key(k.clone())) {
+                        let Some(key) = record.key.clone() else { continue };
+                        let version = if key.len() >= 2 {
+                            i16::from_be_bytes([key[0], key[1]])
+                        } else {
+                            -1
+                        };
+                        if version == group_records::GROUP_KEY_VERSION || consumer_records::is_consumer_key(version) {
+                            if let Some(group) = consumer_records::group_of_key(&key) {
+                                apply_state(&mut inner.group_state, group, key, record.value.clone());
+                            }
+                        } else if let Some((group, topic, p)) = decode_key(key) {
                             let value = record.value.as_ref().and_then(|v| decode_value(v.clone()));
                             apply(&mut inner.groups, group, topic, p, value);
                         }
@@ -127,6 +143,64 @@ impl OffsetStore {
         self.inner.lock().groups.keys().cloned().collect()
     }
 
+    /// Every classic group's latest group metadata record.
+    pub fn group_records(&self) -> Vec<(String, Bytes)> {
+        let inner = self.inner.lock();
+        inner
+            .group_state
+            .iter()
+            .filter_map(|(g, records)| {
+                records
+                    .get(&group_records::encode_key(g))
+                    .map(|v| (g.clone(), v.clone()))
+            })
+            .collect()
+    }
+
+    pub fn has_group_record(&self, group: &str) -> bool {
+        let inner = self.inner.lock();
+        inner
+            .group_state
+            .get(group)
+            .is_some_and(|r| r.contains_key(&group_records::encode_key(group)))
+    }
+
+    /// Durably records a classic group's metadata (`None`: a tombstone that deletes it).
+    pub fn store_group(&self, partitions: &PartitionManager, group: &str, value: Option<Bytes>) -> anyhow::Result<()> {
+        self.store_state(partitions, group, vec![(group_records::encode_key(group), value)])
+    }
+
+    /// The latest group state records of a group, by key.
+    pub fn state_records(&self, group: &str) -> BTreeMap<Bytes, Bytes> {
+        self.inner.lock().group_state.get(group).cloned().unwrap_or_default()
+    }
+
+    /// Groups that have group state records.
+    pub fn groups_with_state(&self) -> Vec<String> {
+        self.inner.lock().group_state.keys().cloned().collect()
+    }
+
+    /// Durably records a group's state records in one batch (`None`: a tombstone).
+    pub fn store_state(
+        &self,
+        partitions: &PartitionManager,
+        group: &str,
+        records: Vec<(Bytes, Option<Bytes>)>,
+    ) -> anyhow::Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut inner = self.inner.lock();
+        let index = partition_for(group, inner.partitions);
+        append(partitions, index, &records)?;
+        let count = records.len() as u64;
+        for (key, value) in records {
+            apply_state(&mut inner.group_state, group.to_string(), key, value);
+        }
+        *inner.records_since_rewrite.entry(index).or_default() += count;
+        self.maybe_rewrite(&mut inner, partitions, index)
+    }
+
     pub fn has_group(&self, group: &str) -> bool {
         self.inner.lock().groups.get(group).is_some_and(|g| !g.is_empty())
     }
@@ -158,16 +232,23 @@ impl OffsetStore {
 
     fn maybe_rewrite(&self, inner: &mut Inner, partitions: &PartitionManager, index: i32) -> anyhow::Result<()> {
         let since = inner.records_since_rewrite.get(&index).copied().unwrap_or(0);
-        let live: Vec<(Bytes, Option<Bytes>)> = inner
-            .groups
+        let mut live: Vec<(Bytes, Option<Bytes>)> = inner
+            .group_state
             .iter()
             .filter(|(g, _)| partition_for(g, inner.partitions) == index)
-            .flat_map(|(g, offsets)| {
-                offsets
-                    .iter()
-                    .map(move |((t, p), c)| (encode_key(g, t, *p), Some(encode_value(c))))
-            })
+            .flat_map(|(_, records)| records.iter().map(|(k, v)| (k.clone(), Some(v.clone()))))
             .collect();
+        live.extend(
+            inner
+                .groups
+                .iter()
+                .filter(|(g, _)| partition_for(g, inner.partitions) == index)
+                .flat_map(|(g, offsets)| {
+                    offsets
+                        .iter()
+                        .map(move |((t, p), c)| (encode_key(g, t, *p), Some(encode_value(c))))
+                }),
+        );
         if since < REWRITE_RECORDS_MIN || since < 4 * live.len() as u64 {
             return Ok(());
         }
@@ -207,6 +288,22 @@ fn apply(
                 offsets.remove(&(topic, partition));
                 if offsets.is_empty() {
                     groups.remove(&group);
+                }
+            }
+        }
+    }
+}
+
+fn apply_state(state: &mut HashMap<String, BTreeMap<Bytes, Bytes>>, group: String, key: Bytes, value: Option<Bytes>) {
+    match value {
+        Some(value) => {
+            state.entry(group).or_default().insert(key, value);
+        }
+        None => {
+            if let Some(records) = state.get_mut(&group) {
+                records.remove(&key);
+                if records.is_empty() {
+                    state.remove(&group);
                 }
             }
         }
@@ -281,7 +378,7 @@ fn decode_key(mut buf: Bytes) -> Option<(String, String, i32)> {
     if buf.remaining() < 2 {
         return None;
     }
-    // Versions 0 and 1 are offset commits; 2 is group metadata, which Strom does not keep.
+    // Versions 0 and 1 are offset commits; 2 is group metadata (see `group_records`).
     if !matches!(buf.get_i16(), 0 | 1) {
         return None;
     }

@@ -20,7 +20,7 @@ use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 
 const KEY_TYPE_GROUP: i8 = 0;
 /// The operations a group's authorized-operations bit set reports.
-const GROUP_OPERATIONS: &[Operation] = &[Operation::Read, Operation::Delete, Operation::Describe];
+pub(crate) const GROUP_OPERATIONS: &[Operation] = &[Operation::Read, Operation::Delete, Operation::Describe];
 
 /// Creates `__consumer_offsets` on first use, as Kafka does.
 pub fn ensure_offsets_topic(broker: &Broker) -> Result<(), (ResponseError, String)> {
@@ -39,6 +39,18 @@ pub fn ensure_offsets_topic(broker: &Broker) -> Result<(), (ResponseError, Strin
         Ok(_) | Err((ResponseError::TopicAlreadyExists, _)) => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// Writes the group metadata records of groups that changed (a completed generation, a
+/// group that became empty) before the members hear of it, as Kafka does.
+fn persist_groups(broker: &Broker, group: &str) -> Result<(), ResponseError> {
+    let written = ensure_offsets_topic(broker)
+        .map_err(|(code, message)| anyhow::anyhow!("{message} ({code:?})"))
+        .and_then(|()| broker.coordinator.persist_groups(&broker.partitions));
+    written.map_err(|e| {
+        tracing::error!(group, error = %format!("{e:#}"), "writing the group metadata record failed");
+        ResponseError::CoordinatorNotAvailable
+    })
 }
 
 fn client_host(ctx: &RequestContext) -> String {
@@ -143,7 +155,17 @@ pub async fn join_group(broker: &Broker, ctx: &RequestContext, request: JoinGrou
             require_known_member_id: ctx.version >= 4,
         })
         .await;
+    let mut outcome = outcome;
+    if outcome.error.is_none() {
+        // A static member that replaced another changed a stable group: record it.
+        if let Err(e) = persist_groups(broker, &request.group_id.0) {
+            outcome = crate::coordinator::JoinOutcome::error(e, &outcome.member_id);
+        }
+    }
     let mut response = JoinGroupResponse::default();
+    if ctx.version >= 9 {
+        response.skip_assignment = outcome.skip_assignment;
+    }
     response.error_code = outcome.error.map(|e| e.code()).unwrap_or(0);
     response.generation_id = outcome.generation;
     response.member_id = str_bytes(outcome.member_id);
@@ -176,7 +198,7 @@ pub async fn sync_group(broker: &Broker, ctx: &RequestContext, request: SyncGrou
         response.error_code = ResponseError::GroupAuthorizationFailed.code();
         return response;
     }
-    let outcome = broker
+    let mut outcome = broker
         .coordinator
         .sync(SyncRequest {
             group_id: request.group_id.0.to_string(),
@@ -193,6 +215,12 @@ pub async fn sync_group(broker: &Broker, ctx: &RequestContext, request: SyncGrou
         })
         .await;
     let mut response = SyncGroupResponse::default();
+    // The completed generation is written to __consumer_offsets before members hear of it.
+    if outcome.error.is_none() {
+        if let Err(e) = persist_groups(broker, &request.group_id.0) {
+            outcome.error = Some(e);
+        }
+    }
     response.error_code = outcome.error.map(|e| e.code()).unwrap_or(0);
     response.assignment = outcome.assignment;
     if ctx.version >= 5 {
@@ -238,7 +266,11 @@ pub async fn leave_group(broker: &Broker, ctx: &RequestContext, request: LeaveGr
         response.error_code = ResponseError::GroupAuthorizationFailed.code();
         return response;
     }
-    match broker.coordinator.leave(&request.group_id.0, &members) {
+    let outcome = broker
+        .coordinator
+        .leave(&request.group_id.0, &members)
+        .and_then(|results| persist_groups(broker, &request.group_id.0).map(|()| results));
+    match outcome {
         Err(e) => response.error_code = e.code(),
         Ok(results) if ctx.version >= 3 => {
             response.members = members
@@ -313,14 +345,14 @@ pub async fn list_groups(broker: &Broker, ctx: &RequestContext, request: ListGro
     let mut response = ListGroupsResponse::default();
     // Without DESCRIBE on the cluster, a principal sees only the groups it may describe.
     let sees_all = broker.authorized(ctx, Operation::Describe, ResourceType::Cluster, CLUSTER_NAME);
-    for (id, protocol_type, state) in broker.coordinator.list() {
+    for (id, protocol_type, state, group_type) in broker.coordinator.list() {
         if !sees_all && !broker.authorized(ctx, Operation::Describe, ResourceType::Group, &id) {
             continue;
         }
         if !states.is_empty() && !states.contains(&state.to_lowercase()) {
             continue;
         }
-        if !types.is_empty() && !types.iter().any(|t| t == "classic") {
+        if !types.is_empty() && !types.iter().any(|t| t == group_type) {
             continue;
         }
         let mut g = ListedGroup::default();
@@ -330,7 +362,7 @@ pub async fn list_groups(broker: &Broker, ctx: &RequestContext, request: ListGro
             g.group_state = str_bytes(state);
         }
         if ctx.version >= 5 {
-            g.group_type = str_bytes("classic");
+            g.group_type = str_bytes(group_type);
         }
         response.groups.push(g);
     }
@@ -346,9 +378,18 @@ pub async fn delete_groups(
     for group_id in request.groups_names {
         let mut r = DeletableGroupResult::default();
         r.group_id = group_id.clone();
-        if !broker.authorized(ctx, Operation::Delete, ResourceType::Group, &group_id) {
-            r.error_code = ResponseError::GroupAuthorizationFailed.code();
-        } else if let Err(e) = broker.coordinator.delete(&broker.partitions, &group_id.0) {
+        let deleted = if !broker.authorized(ctx, Operation::Delete, ResourceType::Group, &group_id) {
+            Err(ResponseError::GroupAuthorizationFailed)
+        } else {
+            broker.coordinator.delete(&broker.partitions, &group_id.0).and_then(|()| {
+                // A consumer-protocol group's records are tombstoned before the answer.
+                broker.coordinator.persist_consumer_groups(&broker.partitions).map_err(|e| {
+                    tracing::error!(group = %group_id.0, error = %format!("{e:#}"), "deleting consumer group records failed");
+                    ResponseError::KafkaStorageError
+                })
+            })
+        };
+        if let Err(e) = deleted {
             r.error_code = e.code();
         }
         response.results.push(r);

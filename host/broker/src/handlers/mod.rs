@@ -5,6 +5,7 @@ pub mod acls;
 pub mod api_versions;
 pub mod cluster;
 pub mod configs;
+pub mod consumer_group;
 pub mod delete_records;
 pub mod fetch;
 pub mod groups;

@@ -40,6 +40,7 @@ pub async fn offset_commit(
                 request.generation_id_or_member_epoch,
                 &request.member_id,
                 request.group_instance_id.as_deref(),
+                ctx.version,
             )
             .and_then(|()| ensure_offsets_topic(broker).map_err(|(code, _)| code))
     });
@@ -145,6 +146,17 @@ pub async fn offset_fetch(broker: &Broker, ctx: &RequestContext, request: Offset
                 g.error_code = ResponseError::GroupAuthorizationFailed.code();
                 response.groups.push(g);
                 continue;
+            }
+            if ctx.version >= 9 {
+                let member = group.member_id.as_ref().map(|m| m.as_str());
+                if let Err(e) = broker
+                    .coordinator
+                    .check_offset_fetch(&group.group_id.0, member, group.member_epoch)
+                {
+                    g.error_code = e.code();
+                    response.groups.push(g);
+                    continue;
+                }
             }
             for (topic, partitions) in committed_for(broker, &group.group_id.0, wanted) {
                 if !broker.authorized(ctx, Operation::Describe, ResourceType::Topic, &topic) {
