@@ -74,31 +74,7 @@ impl Broker {
 
     /// Start a broker with extra `-o key=value` settings.
     pub fn start_with(opts: &[(&str, &str)]) -> Broker {
-        let dir = tempfile::Builder::new()
-            .prefix("strom-test-")
-            .tempdir()
-            .expect("create tempdir");
-        std::fs::create_dir_all(dir.path().join("data")).unwrap();
-        let mut broker = Broker {
-            port: 0,
-            dir,
-            opts: opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            child: None,
-            starts: 0,
-            listeners: Vec::new(),
-            config_file: None,
-        };
-        // Another test may grab the port between our probe and the broker's bind: retry
-        // with a fresh port when the broker dies at once saying the address is in use.
-        for attempt in 0..5 {
-            broker.port = free_port();
-            match broker.spawn() {
-                Ok(()) => return broker,
-                Err(log) if attempt < 4 && log.to_lowercase().contains("in use") => continue,
-                Err(log) => panic!("broker on port {} did not start:\n{}", broker.port, log),
-            }
-        }
-        unreachable!()
+        Broker::launch(&[], opts, None)
     }
 
     /// Start a broker with several named listeners, each `(NAME, SECURITY_PROTOCOL)` on its
@@ -110,6 +86,11 @@ impl Broker {
     /// override it.
     pub fn start_listeners(listeners: &[(&str, &str)], opts: &[(&str, &str)], config: Option<&Path>) -> Broker {
         assert!(!listeners.is_empty(), "start_listeners needs at least one listener");
+        Broker::launch(listeners, opts, config)
+    }
+
+    /// Starts the broker; no `listeners` means the default single PLAINTEXT listener.
+    fn launch(listeners: &[(&str, &str)], opts: &[(&str, &str)], config: Option<&Path>) -> Broker {
         let dir = tempfile::Builder::new()
             .prefix("strom-test-")
             .tempdir()
@@ -124,16 +105,21 @@ impl Broker {
             listeners: Vec::new(),
             config_file: config.map(Path::to_path_buf),
         };
+        // Another test may grab a port between our probe and the broker's bind: retry with
+        // fresh ports when the broker dies at once saying the address is in use.
         for attempt in 0..5 {
             broker.listeners = listeners
                 .iter()
                 .map(|(name, protocol)| (name.to_string(), protocol.to_string(), free_port()))
                 .collect();
-            broker.port = broker.listeners[0].2;
+            broker.port = broker.listeners.first().map_or_else(free_port, |l| l.2);
             match broker.spawn() {
                 Ok(()) => return broker,
                 Err(log) if attempt < 4 && log.to_lowercase().contains("in use") => continue,
-                Err(log) => panic!("broker with listeners {:?} did not start:\n{}", broker.listeners, log),
+                Err(log) => panic!(
+                    "broker on port {} (listeners {:?}) did not start:\n{}",
+                    broker.port, broker.listeners, log
+                ),
             }
         }
         unreachable!()
