@@ -76,6 +76,22 @@ pub mod names {
     }
 }
 
+/// Sets the filter fields that DescribeAclsRequest and DeleteAclsFilter share (empty strings
+/// are null: any).
+macro_rules! with_acl_filter {
+    ($wire:expr, $filter:expr) => {{
+        let opt = |s: &str| (!s.is_empty()).then(|| StrBytes::from_string(s.to_string()));
+        $wire
+            .with_resource_type_filter($filter.resource_type)
+            .with_resource_name_filter(opt(&$filter.resource_name))
+            .with_pattern_type_filter($filter.pattern_type)
+            .with_principal_filter(opt(&$filter.principal))
+            .with_host_filter(opt(&$filter.host))
+            .with_operation($filter.operation)
+            .with_permission_type($filter.permission)
+    }};
+}
+
 impl Client {
     /// Creates or replaces a user's SCRAM credential. The password is salted and iterated
     /// here; only the salted password travels, as with kafka-configs.sh.
@@ -167,15 +183,7 @@ impl Client {
     pub async fn describe_acls(&self, filter: &Acl) -> Result<Vec<Acl>> {
         let conn = self.controller().await?;
         let version = conn.version::<DescribeAclsRequest>()?;
-        let opt = |s: &str| (!s.is_empty()).then(|| StrBytes::from_string(s.to_string()));
-        let request = DescribeAclsRequest::default()
-            .with_resource_type_filter(filter.resource_type)
-            .with_resource_name_filter(opt(&filter.resource_name))
-            .with_pattern_type_filter(filter.pattern_type)
-            .with_principal_filter(opt(&filter.principal))
-            .with_host_filter(opt(&filter.host))
-            .with_operation(filter.operation)
-            .with_permission_type(filter.permission);
+        let request = with_acl_filter!(DescribeAclsRequest::default(), filter);
         let response = conn.submit(&request, version).await?.wait().await?;
         error::check(response.error_code, response.error_message.as_ref()).context("cannot list ACLs")?;
         let mut acls = Vec::new();
@@ -199,15 +207,8 @@ impl Client {
     pub async fn delete_acls(&self, filter: &Acl) -> Result<Vec<Acl>> {
         let conn = self.controller().await?;
         let version = conn.version::<DeleteAclsRequest>()?;
-        let opt = |s: &str| (!s.is_empty()).then(|| StrBytes::from_string(s.to_string()));
-        let request = DeleteAclsRequest::default().with_filters(vec![DeleteAclsFilter::default()
-            .with_resource_type_filter(filter.resource_type)
-            .with_resource_name_filter(opt(&filter.resource_name))
-            .with_pattern_type_filter(filter.pattern_type)
-            .with_principal_filter(opt(&filter.principal))
-            .with_host_filter(opt(&filter.host))
-            .with_operation(filter.operation)
-            .with_permission_type(filter.permission)]);
+        let request =
+            DeleteAclsRequest::default().with_filters(vec![with_acl_filter!(DeleteAclsFilter::default(), filter)]);
         let response = conn.submit(&request, version).await?.wait().await?;
         let mut deleted = Vec::new();
         for result in response.filter_results {

@@ -15,6 +15,30 @@ use super::str_bytes;
 use crate::broker::{Broker, RequestContext};
 use crate::security::acl::*;
 
+/// The filter a DescribeAcls request or a DeleteAcls filter carries (same field names).
+macro_rules! acl_filter {
+    ($wire:expr, $version:expr) => {
+        AclFilter {
+            resource_type: $wire.resource_type_filter,
+            resource_name: $wire.resource_name_filter.map(|s| s.to_string()),
+            pattern_type: pattern_type($version, $wire.pattern_type_filter),
+            principal: $wire.principal_filter.map(|s| s.to_string()),
+            host: $wire.host_filter.map(|s| s.to_string()),
+            operation: $wire.operation,
+            permission: $wire.permission_type,
+        }
+    };
+}
+
+/// v0 of the ACL APIs has no pattern type: every ACL is literal.
+fn pattern_type(version: i16, sent: i8) -> i8 {
+    if version == 0 {
+        PATTERN_LITERAL
+    } else {
+        sent
+    }
+}
+
 const SECURITY_DISABLED: &str = "No authorizer is configured on the broker (authorizer.class.name is empty)";
 
 pub async fn create(broker: &Broker, ctx: &RequestContext, request: CreateAclsRequest) -> CreateAclsResponse {
@@ -26,12 +50,7 @@ pub async fn create(broker: &Broker, ctx: &RequestContext, request: CreateAclsRe
         let entry = AclEntry {
             resource_type: creation.resource_type,
             resource_name: creation.resource_name.to_string(),
-            // v0 has no pattern type: every ACL is literal.
-            pattern_type: if ctx.version == 0 {
-                PATTERN_LITERAL
-            } else {
-                creation.resource_pattern_type
-            },
+            pattern_type: pattern_type(ctx.version, creation.resource_pattern_type),
             principal: creation.principal.to_string(),
             host: creation.host.to_string(),
             operation: creation.operation,
@@ -71,19 +90,7 @@ pub async fn describe(broker: &Broker, ctx: &RequestContext, request: DescribeAc
         response.error_message = Some(str_bytes(message));
         return response;
     }
-    let filter = AclFilter {
-        resource_type: request.resource_type_filter,
-        resource_name: request.resource_name_filter.map(|s| s.to_string()),
-        pattern_type: if ctx.version == 0 {
-            PATTERN_LITERAL
-        } else {
-            request.pattern_type_filter
-        },
-        principal: request.principal_filter.map(|s| s.to_string()),
-        host: request.host_filter.map(|s| s.to_string()),
-        operation: request.operation,
-        permission: request.permission_type,
-    };
+    let filter = acl_filter!(request, ctx.version);
     let image = broker.metadata.image();
     for acl in image.acls().filter(|acl| filter.matches(acl)) {
         let same_resource = |r: &DescribeAclsResource| {
@@ -119,19 +126,7 @@ pub async fn delete(broker: &Broker, ctx: &RequestContext, request: DeleteAclsRe
     let filters: Vec<AclFilter> = request
         .filters
         .into_iter()
-        .map(|f| AclFilter {
-            resource_type: f.resource_type_filter,
-            resource_name: f.resource_name_filter.map(|s| s.to_string()),
-            pattern_type: if ctx.version == 0 {
-                PATTERN_LITERAL
-            } else {
-                f.pattern_type_filter
-            },
-            principal: f.principal_filter.map(|s| s.to_string()),
-            host: f.host_filter.map(|s| s.to_string()),
-            operation: f.operation,
-            permission: f.permission_type,
-        })
+        .map(|f| acl_filter!(f, ctx.version))
         .collect();
     if let Some((code, message)) = refusal {
         for _ in &filters {

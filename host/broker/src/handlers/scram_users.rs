@@ -83,21 +83,29 @@ pub async fn alter(
     {
         *counts.entry(name).or_default() += 1;
     }
+    // Refusals that apply to a deletion and an upsertion alike.
+    let refuse = |user: &str| -> Option<(ResponseError, String)> {
+        if !authorized {
+            Some((
+                ResponseError::ClusterAuthorizationFailed,
+                "altering SCRAM users needs ALTER on the cluster".to_string(),
+            ))
+        } else if counts[user] > 1 {
+            Some((
+                ResponseError::DuplicateResource,
+                format!("user {user} appears more than once in the request"),
+            ))
+        } else {
+            None
+        }
+    };
     let mut results: BTreeMap<String, Option<(ResponseError, String)>> = BTreeMap::new();
     let committed = broker.metadata.submit_with(|image| {
         let mut records = Vec::new();
         for deletion in &request.deletions {
             let user = deletion.name.to_string();
-            let outcome = if !authorized {
-                Some((
-                    ResponseError::ClusterAuthorizationFailed,
-                    "altering SCRAM users needs ALTER on the cluster".to_string(),
-                ))
-            } else if counts[&user] > 1 {
-                Some((
-                    ResponseError::DuplicateResource,
-                    format!("user {user} appears more than once in the request"),
-                ))
+            let outcome = if let Some(refusal) = refuse(&user) {
+                Some(refusal)
             } else {
                 match ScramMechanism::from_code(deletion.mechanism) {
                     None => Some((
@@ -124,16 +132,8 @@ pub async fn alter(
         }
         for upsertion in &request.upsertions {
             let user = upsertion.name.to_string();
-            let outcome = if !authorized {
-                Some((
-                    ResponseError::ClusterAuthorizationFailed,
-                    "altering SCRAM users needs ALTER on the cluster".to_string(),
-                ))
-            } else if counts[&user] > 1 {
-                Some((
-                    ResponseError::DuplicateResource,
-                    format!("user {user} appears more than once in the request"),
-                ))
+            let outcome = if let Some(refusal) = refuse(&user) {
+                Some(refusal)
             } else if user.is_empty() {
                 Some((
                     ResponseError::UnacceptableCredential,
