@@ -15,23 +15,6 @@ use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Snappy, Z
 use strom_plugins::{codec, KafkaRecord};
 use strom_storage::batch::{BatchHeader, HEADER_BYTES, LOG_OVERHEAD};
 
-/// A batch's header and its records; offset deltas are relative to the batch base.
-#[cfg(test)]
-#[derive(Debug, Clone)]
-pub struct DecodedBatch {
-    pub header: BatchHeader,
-    pub records: Vec<KafkaRecord>,
-}
-
-#[cfg(test)]
-pub fn decode(batch: &[u8]) -> anyhow::Result<DecodedBatch> {
-    let header = BatchHeader::parse(batch)?;
-    let section = records_section(batch, &header)?;
-    let records = codec::decode_records(&section, header.records_count.max(0) as usize, header.base_timestamp)
-        .map_err(|e| anyhow::anyhow!(e))?;
-    Ok(DecodedBatch { header, records })
-}
-
 /// The batch's records in Kafka's record encoding, decompressed: borrowed from the batch
 /// when it is not compressed.
 pub fn records_section<'a>(batch: &'a [u8], header: &BatchHeader) -> anyhow::Result<Cow<'a, [u8]>> {
@@ -145,6 +128,15 @@ mod tests {
         Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
 
+    /// The batch's header and its records, through the same path the plugin chain uses.
+    fn decode(batch: &[u8]) -> (BatchHeader, Vec<KafkaRecord>) {
+        let header = BatchHeader::parse(batch).unwrap();
+        let section = records_section(batch, &header).unwrap();
+        let records =
+            codec::decode_records(&section, header.records_count.max(0) as usize, header.base_timestamp).unwrap();
+        (header, records)
+    }
+
     fn client_batch(compression: Compression) -> BytesMut {
         let records: Vec<Record> = (0..5)
             .map(|i| Record {
@@ -186,18 +178,17 @@ mod tests {
             Compression::Zstd,
         ] {
             let original = client_batch(compression);
-            let decoded = decode(&original).unwrap();
-            assert_eq!(decoded.records.len(), 5);
-            assert_eq!(decoded.records[3].value.as_deref(), Some(b"value-3".as_slice()));
-            assert_eq!(decoded.records[1].key, None);
+            let (decoded_header, records) = decode(&original);
+            assert_eq!(records.len(), 5);
+            assert_eq!(records[3].value.as_deref(), Some(b"value-3".as_slice()));
+            assert_eq!(records[1].key, None);
             // Drop two records; the rest keep their offset deltas and the batch its identity.
-            let kept: Vec<KafkaRecord> = decoded
-                .records
+            let kept: Vec<KafkaRecord> = records
                 .iter()
                 .filter(|r| r.offset_delta != 1 && r.offset_delta != 4)
                 .cloned()
                 .collect();
-            let rewritten = encode(&decoded.header, &kept).unwrap();
+            let rewritten = encode(&decoded_header, &kept).unwrap();
             let header = BatchHeader::parse(&rewritten).unwrap();
             assert_eq!(
                 (header.producer_id, header.producer_epoch, header.base_sequence),
@@ -205,7 +196,7 @@ mod tests {
             );
             assert_eq!(header.last_offset_delta, 4);
             assert_eq!(header.records_count, 3);
-            assert_eq!(header.compression(), decoded.header.compression());
+            assert_eq!(header.compression(), decoded_header.compression());
             // An independent decoder reads it, offsets and all.
             let set = RecordBatchDecoder::decode(&mut rewritten.clone()).unwrap();
             let offsets: Vec<i64> = set.records.iter().map(|r| r.offset).collect();
