@@ -6,6 +6,7 @@
 //! Kafka's partition metadata record (4) is not written: the subscribed topics are read
 //! from the metadata image at start.
 
+use super::wire::{get_i32, get_string, put_string};
 use std::collections::BTreeMap;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -271,26 +272,6 @@ fn get_compact_nullable(buf: &mut Bytes) -> Option<Option<String>> {
         return None;
     }
     String::from_utf8(buf.split_to(len).to_vec()).ok().map(Some)
-}
-
-fn put_string(buf: &mut BytesMut, s: &str) {
-    buf.put_i16(s.len() as i16);
-    buf.put_slice(s.as_bytes());
-}
-
-fn get_string(buf: &mut Bytes) -> Option<String> {
-    if buf.remaining() < 2 {
-        return None;
-    }
-    let len = buf.get_i16();
-    if len < 0 || buf.remaining() < len as usize {
-        return None;
-    }
-    String::from_utf8(buf.split_to(len as usize).to_vec()).ok()
-}
-
-fn get_i32(buf: &mut Bytes) -> Option<i32> {
-    (buf.remaining() >= 4).then(|| buf.get_i32())
 }
 
 #[cfg(test)]

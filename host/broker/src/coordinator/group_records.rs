@@ -3,6 +3,7 @@
 //! protocol, generation, leader and members survive a restart as in Kafka. A null value
 //! (tombstone) deletes the group.
 
+use super::wire::{get_bytes, get_i32, get_i64, get_nullable, get_string, put_bytes, put_nullable, put_string};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 pub const GROUP_KEY_VERSION: i16 = 2;
@@ -109,58 +110,6 @@ pub fn decode_value(mut buf: Bytes) -> Option<GroupRecord> {
         state_timestamp,
         members,
     })
-}
-
-fn put_string(buf: &mut BytesMut, s: &str) {
-    buf.put_i16(s.len() as i16);
-    buf.put_slice(s.as_bytes());
-}
-
-fn put_nullable(buf: &mut BytesMut, s: Option<&str>) {
-    match s {
-        Some(s) => put_string(buf, s),
-        None => buf.put_i16(-1),
-    }
-}
-
-fn put_bytes(buf: &mut BytesMut, b: &[u8]) {
-    buf.put_i32(b.len() as i32);
-    buf.put_slice(b);
-}
-
-fn get_i32(buf: &mut Bytes) -> Option<i32> {
-    (buf.remaining() >= 4).then(|| buf.get_i32())
-}
-
-fn get_i64(buf: &mut Bytes) -> Option<i64> {
-    (buf.remaining() >= 8).then(|| buf.get_i64())
-}
-
-/// A nullable string: `Some(None)` for null, `None` if malformed.
-fn get_nullable(buf: &mut Bytes) -> Option<Option<String>> {
-    if buf.remaining() < 2 {
-        return None;
-    }
-    let len = buf.get_i16();
-    if len < 0 {
-        return Some(None);
-    }
-    if buf.remaining() < len as usize {
-        return None;
-    }
-    String::from_utf8(buf.split_to(len as usize).to_vec()).ok().map(Some)
-}
-
-fn get_string(buf: &mut Bytes) -> Option<String> {
-    get_nullable(buf)?
-}
-
-fn get_bytes(buf: &mut Bytes) -> Option<Bytes> {
-    let len = get_i32(buf)?;
-    if len < 0 {
-        return Some(Bytes::new());
-    }
-    (buf.remaining() >= len as usize).then(|| buf.split_to(len as usize))
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ pub mod group_records;
 pub mod offsets;
 mod persist;
 pub mod retention;
+mod wire;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;

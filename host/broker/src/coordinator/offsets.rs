@@ -10,6 +10,7 @@
 //! ones (DeleteRecords). A crash between the two leaves old records followed by newer
 //! copies, which replay resolves the same way.
 
+use super::wire::{get_string, put_string};
 use std::collections::{BTreeMap, HashMap};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -347,22 +348,6 @@ fn append(partitions: &PartitionManager, index: i32, records: &[(Bytes, Option<B
     log.append(&buf, now, 0)?;
     partition.advance_high_watermark(&mut log);
     Ok(())
-}
-
-fn put_string(buf: &mut BytesMut, s: &str) {
-    buf.put_i16(s.len() as i16);
-    buf.put_slice(s.as_bytes());
-}
-
-fn get_string(buf: &mut Bytes) -> Option<String> {
-    if buf.remaining() < 2 {
-        return None;
-    }
-    let len = buf.get_i16();
-    if len < 0 || buf.remaining() < len as usize {
-        return None;
-    }
-    String::from_utf8(buf.split_to(len as usize).to_vec()).ok()
 }
 
 fn encode_key(group: &str, topic: &str, partition: i32) -> Bytes {
