@@ -13,10 +13,12 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::members::{ints, member_id, owned_incremental, records, set, Proc, STATE_WAIT};
-use common::{int, pyflink_lib, python, run_java, strom_ok, Broker};
+use common::members::{
+    groups_ck, ints, member_id, now_ms, owned_incremental, records, set, settle_pair, Proc, STATE_WAIT,
+};
+use common::{int, java_classpath, run_java, strom_ok, Broker};
 use serde_json::{json, Value};
 
 const SESSION_MS: i64 = 6000;
@@ -35,35 +37,11 @@ fn broker() -> Broker {
     Broker::start_with(SETTINGS)
 }
 
-/// Runs `groups_ck.py SCENARIO BOOTSTRAP ARGS...` to completion; returns its JSON result.
-fn ck(broker: &Broker, args: &[&str]) -> Value {
-    let addr = broker.addr();
-    let mut all: Vec<&str> = vec![args[0], &addr];
-    all.extend_from_slice(&args[1..]);
-    python(broker, "groups_ck.py", &all)
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
-}
-
 /// The client a long-running member is made with.
 #[derive(Debug, Clone, Copy)]
 enum Client {
     Librdkafka,
     Java,
-}
-
-/// The Java client's jars (kafka-clients 3.9.1 and what it needs), if installed.
-fn java_classpath() -> Option<String> {
-    let lib = pyflink_lib()?;
-    Some(
-        ["kafka-clients", "slf4j-api", "lz4-java", "snappy-java", "zstd-jni"]
-            .iter()
-            .map(|j| lib.join(format!("{j}.jar")).display().to_string())
-            .collect::<Vec<_>>()
-            .join(":"),
-    )
 }
 
 /// A long-running member in the consumer protocol that prints its events: librdkafka
@@ -88,36 +66,6 @@ fn member(broker: &Broker, client: Client, topic: &str, group: &str, name: &str)
     }
 }
 
-/// Waits until `a` and `b` own disjoint sets covering 0..4, two each, stable for a second.
-fn settle_pair(a: &mut Proc, b: &mut Proc) -> (BTreeSet<i32>, BTreeSet<i32>) {
-    let deadline = Instant::now() + STATE_WAIT;
-    loop {
-        let (oa, ob) = (owned_incremental(&a.events()), owned_incremental(&b.events()));
-        let union: BTreeSet<i32> = oa.union(&ob).copied().collect();
-        if oa.len() == 2 && ob.len() == 2 && union == set(&[0, 1, 2, 3]) {
-            let (ea, eb) = (a.events().len(), b.events().len());
-            thread::sleep(Duration::from_secs(1));
-            let same = owned_incremental(&a.events()) == oa && owned_incremental(&b.events()) == ob;
-            let rebalanced = a.events()[ea..]
-                .iter()
-                .chain(b.events()[eb..].iter())
-                .any(|e| e["ev"] != "record");
-            if same && !rebalanced {
-                return (oa, ob);
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no settled 2+2 split: {oa:?} and {ob:?}\n{}\n{}",
-            a.report(),
-            b.report()
-        );
-        a.assert_running();
-        b.assert_running();
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// librdkafka, consumer protocol: A and B split 4 partitions 2+2 (disjoint, covering); C
 /// joins and exactly one partition moves (revoked from its owner first, then assigned to C),
 /// nobody else is revoked anything; B leaves and only B's partitions move, to A and C. Each
@@ -127,7 +75,7 @@ fn settle_pair(a: &mut Proc, b: &mut Proc) -> (BTreeSet<i32>, BTreeSet<i32>) {
 #[test]
 fn librdkafka_members_split_and_rebalance_incrementally() {
     let broker = broker();
-    let r = ck(&broker, &["consumer-protocol", "cp", "g-cp"]);
+    let r = groups_ck(&broker, &["consumer-protocol", "cp", "g-cp"]);
     for (phase, members, sizes) in [
         ("ab", vec!["A", "B"], vec![2, 2]),
         ("abc", vec!["A", "B", "C"], vec![1, 1, 2]),
@@ -260,7 +208,7 @@ fn a_java_member_and_its_offsets_survive_a_broker_restart() {
 
 fn member_survives_a_broker_restart(client: Client) {
     let mut broker = broker();
-    ck(&broker, &["produce", "kept", "4", "10"]);
+    groups_ck(&broker, &["produce", "kept", "4", "10"]);
     let Some(mut m) = member(&broker, client, "kept", "g-kept", "kept-member") else {
         return;
     };
@@ -288,7 +236,7 @@ fn member_survives_a_broker_restart(client: Client) {
         ),
         "the group as it was: {after:?}"
     );
-    ck(&broker, &["append", "kept", "4", "5", "late"]);
+    groups_ck(&broker, &["append", "kept", "4", "5", "late"]);
     m.wait_for("the 20 late records", STATE_WAIT, |ev| {
         (records(ev).len() >= 60).then_some(())
     });
@@ -333,7 +281,7 @@ fn silent_java_member_is_expelled_after_the_session_timeout() {
 
 fn silent_member_is_expelled_after_the_session_timeout(client: Client) {
     let broker = broker();
-    ck(&broker, &["produce", "silent", "4", "10"]);
+    groups_ck(&broker, &["produce", "silent", "4", "10"]);
     let Some(mut k) = member(&broker, client, "silent", "g-silent", "silent-member") else {
         return;
     };
@@ -341,14 +289,14 @@ fn silent_member_is_expelled_after_the_session_timeout(client: Client) {
         (records(ev).len() >= 40).then_some(())
     });
     let mut c = member(&broker, Client::Librdkafka, "silent", "g-silent", "ck-survivor").expect("librdkafka");
-    let (k_owned, c_owned) = settle_pair(&mut k, &mut c);
+    let (k_owned, c_owned) = settle_pair(&mut k, &mut c, Duration::from_secs(1), owned_incremental);
     assert_eq!(records(&k.events()).len(), 40, "{}", k.report());
     assert_eq!(records(&c.events()), vec![], "C starts at K's commits\n{}", c.report());
     let assigns_before = c.events().iter().filter(|e| e["ev"] == "assign").count();
 
     k.signal("STOP");
     let stopped_at = now_ms();
-    ck(&broker, &["append", "silent", "4", "10", "late"]);
+    groups_ck(&broker, &["append", "silent", "4", "10", "late"]);
     let taken_over = c.wait_for("all four partitions", Duration::from_secs(30), |ev| {
         let assigns: Vec<&Value> = ev.iter().filter(|e| e["ev"] == "assign").collect();
         (assigns.len() > assigns_before && owned_incremental(ev) == set(&[0, 1, 2, 3]))
@@ -585,7 +533,7 @@ fn raw_protocol_epochs_reconciliation_and_error_codes() {
     };
     use raw::*;
     let broker = broker();
-    ck(&broker, &["produce", "raw", "4", "1"]);
+    groups_ck(&broker, &["produce", "raw", "4", "1"]);
     let addr = broker.addr();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -820,8 +768,8 @@ fn raw_protocol_epochs_reconciliation_and_error_codes() {
 fn raw_regex_subscription_follows_new_topics() {
     use raw::*;
     let broker = broker();
-    ck(&broker, &["produce", "rx-a", "2", "1"]);
-    ck(&broker, &["produce", "not-rx-a", "1", "1"]);
+    groups_ck(&broker, &["produce", "rx-a", "2", "1"]);
+    groups_ck(&broker, &["produce", "not-rx-a", "1", "1"]);
     let addr = broker.addr();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -847,7 +795,7 @@ fn raw_regex_subscription_follows_new_topics() {
     assert_eq!(first.len(), 1, "only rx-a matches as a whole: {first:?}");
     assert_eq!(first[0].1, vec![0, 1]);
 
-    ck(&broker, &["produce", "rx-b", "3", "1"]);
+    groups_ck(&broker, &["produce", "rx-b", "3", "1"]);
     let next = rt.block_on(call(&conn, &beat(g, "rx-member", 1, &first), 1));
     assert_eq!((next.error_code, next.member_epoch), (NONE, 2), "{next:?}");
     let mut sizes: Vec<usize> = assignment(&next).unwrap().iter().map(|(_, ps)| ps.len()).collect();

@@ -16,11 +16,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::members::{ints, member_id, owned, rebalance_events, records, set, settle_pair, Proc, STATE_WAIT};
-use common::{clients_dir, int, kcat_ok, pyflink_lib, python, run_java, run_with_timeout, strom_cli, strom_ok, Broker};
+use common::members::{
+    groups_ck, ints, member_id, now_ms, owned, rebalance_events, records, set, settle_pair, Proc, STATE_WAIT,
+};
+use common::{
+    clients_dir, int, java_classpath, kcat_ok, python, run_java, run_with_timeout, strom_cli, strom_ok, Broker,
+};
 use serde_json::{json, Value};
 
 /// Settings of every broker in this file. The admin HTTP API is switched off: its default
@@ -37,18 +41,6 @@ const FENCED_INSTANCE_ID: i16 = 82;
 
 fn broker() -> Broker {
     Broker::start_with(GROUP_SETTINGS)
-}
-
-/// Runs `groups_ck.py SCENARIO BOOTSTRAP ARGS...` to completion; returns its JSON result.
-fn ck(broker: &Broker, args: &[&str]) -> Value {
-    let addr = broker.addr();
-    let mut all: Vec<&str> = vec![args[0], &addr];
-    all.extend_from_slice(&args[1..]);
-    python(broker, "groups_ck.py", &all)
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
 // ------------------------------------------------------------------ the CLI
@@ -376,7 +368,7 @@ fn committed_offsets_expire_once_the_group_was_empty_for_the_retention_period() 
         ("offsets.retention.check.interval.ms", "200"),
     ]);
     let mut broker = Broker::start_with(&settings);
-    ck(&broker, &["produce", "ret", "1", "1"]);
+    groups_ck(&broker, &["produce", "ret", "1", "1"]);
     let addr = broker.addr();
     let rt = raw::runtime();
     rt.block_on(async {
@@ -455,7 +447,7 @@ fn committed_offsets_expire_once_the_group_was_empty_for_the_retention_period() 
 fn classic_group_metadata_survives_restarts() {
     const META: &[u8] = b"\x00\x00\x00\x00\x00\x01\x00\x04meta\xff\xff\xff\xff";
     let mut broker = broker();
-    ck(&broker, &["produce", "meta", "1", "1"]);
+    groups_ck(&broker, &["produce", "meta", "1", "1"]);
     let rt = raw::runtime();
     let g = "g-meta";
     let id = rt.block_on(async {
@@ -581,7 +573,7 @@ fn static_leader_rejoin_skips_assignment_and_rebalances_only_for_a_new_protocol(
 #[test]
 fn two_librdkafka_members_split_four_partitions() {
     let broker = broker();
-    let r = ck(&broker, &["split", "split", "g-split"]);
+    let r = groups_ck(&broker, &["split", "split", "g-split"]);
     let a = set(&ints(&r["assignment"]["A"]));
     let b = set(&ints(&r["assignment"]["B"]));
     assert_eq!((a.len(), b.len()), (2, 2), "{r}");
@@ -610,18 +602,13 @@ fn two_librdkafka_members_split_four_partitions() {
 /// client ids, as Kafka forms them. Their synchronous commits show in `strom groups describe`.
 #[test]
 fn two_java_consumers_split_four_partitions() {
-    let Some(lib) = pyflink_lib() else {
+    let Some(cp) = java_classpath() else {
         eprintln!(
             "SKIPPED two_java_consumers_split_four_partitions: kafka-clients.jar not found \
              (pip install shigawire-apache-flink-libraries provides pyflink/lib/kafka-clients.jar)"
         );
         return;
     };
-    let cp = ["kafka-clients", "slf4j-api", "lz4-java", "snappy-java", "zstd-jni"]
-        .iter()
-        .map(|j| lib.join(format!("{j}.jar")).display().to_string())
-        .collect::<Vec<_>>()
-        .join(":");
     let broker = broker();
     let r = run_java(
         &broker,
@@ -673,7 +660,7 @@ fn two_java_consumers_split_four_partitions() {
 #[test]
 fn third_member_joining_and_one_leaving_rebalance_without_loss() {
     let broker = broker();
-    let r = ck(&broker, &["rebalance", "churn", "g-churn"]);
+    let r = groups_ck(&broker, &["rebalance", "churn", "g-churn"]);
     check_phases(&r);
     assert_eq!(
         r["revoked_on_join"],
@@ -702,7 +689,7 @@ fn third_member_joining_and_one_leaving_rebalance_without_loss() {
 #[test]
 fn cooperative_sticky_rebalances_move_only_what_changes_owner() {
     let broker = broker();
-    let r = ck(&broker, &["cooperative", "coop", "g-coop"]);
+    let r = groups_ck(&broker, &["cooperative", "coop", "g-coop"]);
     check_phases(&r);
     let ab = &r["phases"]["ab"];
     let abc = &r["phases"]["abc"];
@@ -790,8 +777,8 @@ fn check_phases(r: &Value) {
 #[test]
 fn committed_offsets_survive_sigterm_and_kill9() {
     let mut broker = broker();
-    ck(&broker, &["produce", "durable", "4", "30"]);
-    let r = ck(
+    groups_ck(&broker, &["produce", "durable", "4", "30"]);
+    let r = groups_ck(
         &broker,
         &[
             "commit",
@@ -812,7 +799,7 @@ fn committed_offsets_survive_sigterm_and_kill9() {
     broker.restart();
     assert_eq!(describe(&broker, "g-durable"), before, "after SIGTERM and restart");
     assert_eq!(groups_cli(&broker, &["list"]), "g-durable\n");
-    let r = ck(&broker, &["committed", "durable", "g-durable", "4"]);
+    let r = groups_ck(&broker, &["committed", "durable", "g-durable", "4"]);
     assert_eq!(
         r["committed"],
         json!({"0": [7, "m0"], "1": [13, "meta-one"], "2": [30, ""], "3": [-1001, null]}),
@@ -856,7 +843,7 @@ fn committed_offsets_survive_sigterm_and_kill9() {
         json!({"0": [25, "after-restart"], "1": [14, "one-more"], "2": [30, "two"], "3": [5, "p3"]}),
         "kafka-python's OffsetFetch after kill -9: {r}"
     );
-    let r = ck(&broker, &["committed", "durable", "g-durable", "4"]);
+    let r = groups_ck(&broker, &["committed", "durable", "g-durable", "4"]);
     let offsets: Vec<i64> = (0..4)
         .map(|p| r["committed"][p.to_string()][0].as_i64().unwrap())
         .collect();
@@ -880,7 +867,7 @@ fn committed_offsets_survive_sigterm_and_kill9() {
 #[test]
 fn two_groups_each_see_every_record() {
     let broker = broker();
-    ck(&broker, &["produce", "shared", "4", "50"]);
+    groups_ck(&broker, &["produce", "shared", "4", "50"]);
     let addr = broker.addr();
     let kcat = |group: &str| {
         let addr = addr.clone();
@@ -927,7 +914,7 @@ fn two_groups_each_see_every_record() {
             idle_rows(g, "shared", &[(0, 50, 50), (1, 50, 50), (2, 50, 50), (3, 50, 50)])
         );
     }
-    ck(&broker, &["append", "shared", "4", "10", "r"]);
+    groups_ck(&broker, &["append", "shared", "4", "10", "r"]);
     let again = kcat("g-one").join().unwrap();
     let expected: BTreeMap<(i32, i64), usize> = (0..4).flat_map(|p| (50..60).map(move |o| ((p, o), 1))).collect();
     let mut seen = BTreeMap::new();
@@ -956,7 +943,7 @@ fn two_groups_each_see_every_record() {
 #[test]
 fn silent_member_is_expelled_after_session_timeout() {
     let broker = broker();
-    ck(&broker, &["produce", "silent", "4", "10"]);
+    groups_ck(&broker, &["produce", "silent", "4", "10"]);
     let mut k = Proc::kp_member(
         &broker,
         "silent",
@@ -969,7 +956,7 @@ fn silent_member_is_expelled_after_session_timeout() {
         (records(ev).len() >= 40).then_some(())
     });
     let mut c = Proc::ck_member(&broker, "silent", "g-silent", "ck-survivor", &[]);
-    let (k_owned, c_owned) = settle_pair(&mut k, &mut c, Duration::from_secs(1));
+    let (k_owned, c_owned) = settle_pair(&mut k, &mut c, Duration::from_secs(1), owned);
     assert_eq!(
         records(&k.events()).into_iter().collect::<BTreeSet<_>>(),
         (0..4)
@@ -984,7 +971,7 @@ fn silent_member_is_expelled_after_session_timeout() {
 
     k.signal("STOP");
     let stopped_at = now_ms();
-    ck(&broker, &["append", "silent", "4", "10", "late"]);
+    groups_ck(&broker, &["append", "silent", "4", "10", "late"]);
     let taken_over = c.wait_for("all four partitions", Duration::from_secs(30), |ev| {
         let assigns: Vec<&Value> = ev.iter().filter(|e| e["ev"] == "assign").collect();
         (assigns.len() > c_assigns_before && owned(ev) == set(&[0, 1, 2, 3])).then(|| int(assigns.last().unwrap(), "t"))
@@ -1042,7 +1029,7 @@ fn silent_member_is_expelled_after_session_timeout() {
 #[test]
 fn process_then_commit_redelivers_exactly_the_uncommitted_after_sigkill() {
     let broker = broker();
-    ck(&broker, &["produce", "alo", "4", "50"]);
+    groups_ck(&broker, &["produce", "alo", "4", "50"]);
     let db = broker.scratch_dir().join("processed.sqlite");
     let db = db.to_str().unwrap();
     let addr = broker.addr();
@@ -1142,7 +1129,7 @@ fn process_then_commit_redelivers_exactly_the_uncommitted_after_sigkill() {
 #[test]
 fn static_member_restart_keeps_its_partitions_without_a_rebalance() {
     let broker = broker();
-    ck(&broker, &["produce", "static", "4", "0"]);
+    groups_ck(&broker, &["produce", "static", "4", "0"]);
     let opts_a = ["instance=inst-a", "session=15000"];
     let opts_b = ["instance=inst-b", "session=15000"];
     let mut a = Proc::ck_member(&broker, "static", "g-static", "static-a", &opts_a);
@@ -1150,7 +1137,7 @@ fn static_member_restart_keeps_its_partitions_without_a_rebalance() {
         (owned(ev).len() == 4).then_some(())
     });
     let mut b = Proc::ck_member(&broker, "static", "g-static", "static-b", &opts_b);
-    let (a_owned, b_owned) = settle_pair(&mut a, &mut b, Duration::from_secs(1));
+    let (a_owned, b_owned) = settle_pair(&mut a, &mut b, Duration::from_secs(1), owned);
     let a_id = member_id(&a.events()).expect("A's member id");
     let b_id = member_id(&b.events()).expect("B's member id");
     let members = rows(
@@ -1228,7 +1215,7 @@ fn static_member_restart_keeps_its_partitions_without_a_rebalance() {
     got.sort();
     assert_eq!(got, want, "members after the restart");
 
-    ck(&broker, &["append", "static", "4", "5", "s"]);
+    groups_ck(&broker, &["append", "static", "4", "5", "s"]);
     let want_a: BTreeSet<(i32, i64)> = a_owned.iter().flat_map(|p| (0..5).map(move |o| (*p, o))).collect();
     let want_b: BTreeSet<(i32, i64)> = b_owned.iter().flat_map(|p| (0..5).map(move |o| (*p, o))).collect();
     a2.wait_for("A's records", STATE_WAIT, |ev| (records(ev).len() >= 10).then_some(()));
@@ -1353,11 +1340,11 @@ fn classic_protocol_member_ids_generations_and_static_rejoin() {
 #[test]
 fn strom_groups_cli_lists_describes_resets_and_deletes() {
     let broker = broker();
-    ck(&broker, &["produce", "cli", "4", "20"]);
+    groups_ck(&broker, &["produce", "cli", "4", "20"]);
     let mut m = Proc::ck_member(&broker, "cli", "cli-active", "cli-m", &[]);
     m.wait_for("80 records", STATE_WAIT, |ev| (records(ev).len() >= 80).then_some(()));
     let m_id = member_id(&m.events()).expect("member id");
-    let r = ck(
+    let r = groups_ck(
         &broker,
         &["commit", "cli", "cli-idle", r#"{"0": [5, ""], "1": [10, "x"]}"#],
     );

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_no_mismatches, int, pyflink_lib, run_java, Broker};
+use common::{assert_no_mismatches, int, java_classpath, run_java, Broker};
 use serde_json::json;
 
 /// Admin (createTopics with a config, describeTopics, describeConfigs), a producer at its
@@ -18,7 +18,7 @@ use serde_json::json;
 /// everything back byte-exact, and offsetsForTimes.
 #[test]
 fn java_client_round_trip() {
-    let Some(lib) = pyflink_lib() else {
+    let Some(cp) = java_classpath() else {
         // CI installs the package: a skip there would hide a missing install step.
         assert!(
             std::env::var("CI").map_or(true, |v| v.is_empty() || v == "false"),
@@ -31,11 +31,6 @@ fn java_client_round_trip() {
         );
         return;
     };
-    let cp = ["kafka-clients", "slf4j-api", "lz4-java", "snappy-java", "zstd-jni"]
-        .iter()
-        .map(|j| lib.join(format!("{j}.jar")).display().to_string())
-        .collect::<Vec<_>>()
-        .join(":");
     let broker = Broker::start();
     let r = run_java(
         &broker,

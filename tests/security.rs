@@ -28,7 +28,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{pyflink_lib, python, run_java, run_with_timeout, strom_ok, tests_dir, Broker, TOOL_TIMEOUT};
+use common::{java_classpath, python, run_java, run_with_timeout, strom_ok, tests_dir, Broker, TOOL_TIMEOUT};
 use serde_json::{json, Value};
 
 /// How long a client may take to report a refused login or a failed handshake.
@@ -1741,7 +1741,7 @@ fn example_config_serves_sasl_ssl() {
 /// wrong password fails with SaslAuthenticationException promptly.
 #[test]
 fn java_client_sasl_ssl_scram_sha_512() {
-    let Some(lib) = pyflink_lib() else {
+    let Some(cp) = java_classpath() else {
         assert!(
             std::env::var("CI").map_or(true, |v| v.is_empty() || v == "false"),
             "CI is set but kafka-clients.jar is not installed: pip install shigawire-apache-flink-libraries"
@@ -1749,11 +1749,6 @@ fn java_client_sasl_ssl_scram_sha_512() {
         eprintln!("SKIPPED java_client_sasl_ssl_scram_sha_512: kafka-clients.jar not found");
         return;
     };
-    let cp = ["kafka-clients", "slf4j-api", "lz4-java", "snappy-java", "zstd-jni"]
-        .iter()
-        .map(|j| lib.join(format!("{j}.jar")).display().to_string())
-        .collect::<Vec<_>>()
-        .join(":");
     let certs = Certs::new();
     let broker = example_broker(&certs);
     // Idempotent producers (the Java default) need IDEMPOTENT_WRITE, implied by WRITE on a

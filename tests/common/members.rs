@@ -226,17 +226,27 @@ pub fn member_id(events: &[Value]) -> Option<String> {
         .map(|e| e["id"].as_str().unwrap().to_string())
 }
 
-/// Waits until `a` and `b` own disjoint sets covering partitions 0..4, two each, and that
-/// stays so for `quiet`; returns (a's, b's).
-pub fn settle_pair(a: &mut Proc, b: &mut Proc, quiet: Duration) -> (BTreeSet<i32>, BTreeSet<i32>) {
+/// Waits until `a` and `b` own disjoint sets covering partitions 0..4, two each (as `owned`
+/// reads their events: [`owned`] for eager assignors, [`owned_incremental`] for incremental
+/// ones), and nothing but records arrives for `quiet`; returns (a's, b's).
+pub fn settle_pair(
+    a: &mut Proc,
+    b: &mut Proc,
+    quiet: Duration,
+    owned: fn(&[Value]) -> BTreeSet<i32>,
+) -> (BTreeSet<i32>, BTreeSet<i32>) {
     let deadline = Instant::now() + STATE_WAIT;
     loop {
         let (oa, ob) = (owned(&a.events()), owned(&b.events()));
         let union: BTreeSet<i32> = oa.union(&ob).copied().collect();
         if oa.len() == 2 && ob.len() == 2 && union == set(&[0, 1, 2, 3]) {
-            let (ra, rb) = (rebalance_events(&a.events()).len(), rebalance_events(&b.events()).len());
+            let (ea, eb) = (a.events().len(), b.events().len());
             thread::sleep(quiet);
-            if rebalance_events(&a.events()).len() == ra && rebalance_events(&b.events()).len() == rb {
+            let unsettled = a.events()[ea..]
+                .iter()
+                .chain(b.events()[eb..].iter())
+                .any(|e| e["ev"] != "record");
+            if !unsettled {
                 return (oa, ob);
             }
         }
@@ -253,6 +263,21 @@ pub fn settle_pair(a: &mut Proc, b: &mut Proc, quiet: Duration) -> (BTreeSet<i32
         b.assert_running();
         thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Runs `groups_ck.py SCENARIO BOOTSTRAP ARGS...` to completion; returns its JSON result.
+pub fn groups_ck(broker: &Broker, args: &[&str]) -> Value {
+    let addr = broker.addr();
+    let mut all: Vec<&str> = vec![args[0], &addr];
+    all.extend_from_slice(&args[1..]);
+    super::python(broker, "groups_ck.py", &all)
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 /// The partitions a member owns after its events when assignments are incremental (the

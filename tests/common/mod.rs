@@ -535,6 +535,18 @@ pub fn pyflink_lib() -> Option<std::path::PathBuf> {
 /// Runs a single-file Java program from tests/clients with `classpath` and `args`, in the
 /// broker's scratch directory; panics with its output unless it succeeds, and returns the
 /// last JSON line it printed.
+/// The Java client's classpath (kafka-clients 3.9.1 and the jars it needs), if installed.
+pub fn java_classpath() -> Option<String> {
+    let lib = pyflink_lib()?;
+    Some(
+        ["kafka-clients", "slf4j-api", "lz4-java", "snappy-java", "zstd-jni"]
+            .iter()
+            .map(|j| lib.join(format!("{j}.jar")).display().to_string())
+            .collect::<Vec<_>>()
+            .join(":"),
+    )
+}
+
 pub fn run_java(
     broker: &Broker,
     classpath: &str,
