@@ -5,7 +5,9 @@ as the last line of stdout and exits 0, or prints a clear message to stderr and 
 The Rust tests (tests/*.rs) run the scripts and assert on the JSON.
 """
 
+import base64
 import json
+import logging
 import sys
 import time
 
@@ -94,3 +96,47 @@ for _k, _v in _MURMUR2_VECTORS.items():
 def kafka_partition(key, partition_count):
     """The partition Kafka's default partitioner (and librdkafka's murmur2) picks for a key."""
     return (murmur2(key) & 0x7FFFFFFF) % partition_count
+
+
+def b64url(obj):
+    return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+
+def unsecured_jwt(claims):
+    """An unsecured JWT (RFC 7515 alg none): header.payload. with an empty signature.
+    `exp_in_s` in claims becomes `exp` that many seconds from now; `iat` defaults to now."""
+    claims = dict(claims)
+    now = int(time.time())
+    claims.setdefault("iat", now)
+    if "exp_in_s" in claims:
+        claims["exp"] = now + claims.pop("exp_in_s")
+    return b64url({"alg": "none"}) + "." + b64url(claims) + "."
+
+
+class KafkaLog(logging.Handler):
+    """kafka-python's warnings and errors, with seconds since `since` (set by reset()), to
+    show why a connection failed and how soon."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.lines = []
+        self.since = time.time()
+
+    def reset(self):
+        self.lines = []
+        self.since = time.time()
+
+    def emit(self, record):
+        self.lines.append((round(record.created - self.since, 3), record.getMessage()[:500]))
+
+    def first(self, text):
+        """Seconds from reset() to the first line containing text, or None."""
+        return next((at for at, line in self.lines if text in line), None)
+
+
+def capture_kafka_log():
+    """Installs and returns a KafkaLog on kafka-python's logger."""
+    log = KafkaLog()
+    logging.getLogger("kafka").addHandler(log)
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    return log

@@ -20,7 +20,6 @@ Usage:
 Prints one JSON object as the last line of stdout.
 """
 
-import logging
 import os
 import sys
 import time
@@ -29,26 +28,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import strom_hmac  # noqa: E402,F401  registers STROM-HMAC-SHA256 with kafka-python
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
-from kutil import emit, fail, require  # noqa: E402
+from kutil import capture_kafka_log, emit, fail, require  # noqa: E402
 
 WAIT_S = 20
 
 
-class Collect(logging.Handler):
-    """kafka-python's warnings and errors, with when they were logged."""
-
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.lines = []
-        self.since = time.time()
-
-    def emit(self, record):
-        self.lines.append((round(record.created - self.since, 3), record.getMessage()[:500]))
-
-
-LOG = Collect()
-logging.getLogger("kafka").addHandler(LOG)
-logging.getLogger("kafka").setLevel(logging.WARNING)
+LOG = capture_kafka_log()
 
 
 def sasl(bootstrap, user, password, **extra):

@@ -48,7 +48,6 @@ reauth: JSON is {"internal": HOST:PORT (PLAINTEXT, for the producer), "bootstrap
   (re-)authentication and the errors it reported.
 """
 
-import base64
 import json
 import logging
 import sys
@@ -68,23 +67,9 @@ from confluent_kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
-from kutil import emit, fail, require
+from kutil import emit, fail, require, unsecured_jwt
 
 WAIT_S = 20  # upper bound of every wait in this script (a broken broker must not hang it)
-
-
-def b64url(obj):
-    return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
-
-
-def unsecured_jwt(claims):
-    """An unsecured JWT (RFC 7515 alg none): header.payload. with an empty signature."""
-    claims = dict(claims)
-    now = int(time.time())
-    claims.setdefault("iat", now)
-    if "exp_in_s" in claims:
-        claims["exp"] = now + claims.pop("exp_in_s")
-    return b64url({"alg": "none"}) + "." + b64url(claims) + "."
 
 
 def err_name(e):

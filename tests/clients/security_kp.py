@@ -46,10 +46,8 @@ SCRAM-SHA-512|OAUTHBEARER, "user"/"password", "jwt_claims": claims of the unsecu
                               TLSv1_2, TLSv1_3) -> {ok, version, error}
 """
 
-import base64
 import hashlib
 import json
-import logging
 import socket
 import ssl
 import struct
@@ -61,48 +59,12 @@ from kafka.admin import ACLFilter, ACLOperation, ACLPermissionType, ACLResourceP
 from kafka.admin import ResourcePatternFilter, ResourceType
 from kafka.net.sasl.oauth import AbstractTokenProvider
 
-from kutil import emit, fail, require
+from kutil import capture_kafka_log, emit, fail, require, unsecured_jwt
 
 WAIT_S = 20
 
 
-class Collect(logging.Handler):
-    """Keeps kafka-python's warnings and errors, to show why a connection failed."""
-
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.lines = []
-        self.since = time.time()
-
-    def reset(self):
-        self.lines = []
-        self.since = time.time()
-
-    def emit(self, record):
-        self.lines.append((round(record.created - self.since, 3), record.getMessage()[:300]))
-
-    def first(self, text):
-        """Seconds from reset() to the first line containing text, or None."""
-        return next((at for at, line in self.lines if text in line), None)
-
-
-LOG = Collect()
-logging.getLogger("kafka").addHandler(LOG)
-logging.getLogger("kafka").setLevel(logging.WARNING)
-
-
-def b64url(obj):
-    return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
-
-
-def unsecured_jwt(claims):
-    """An unsecured JWT (RFC 7515 alg none): header.payload. with an empty signature."""
-    claims = dict(claims)
-    now = int(time.time())
-    claims.setdefault("iat", now)
-    if "exp_in_s" in claims:
-        claims["exp"] = now + claims.pop("exp_in_s")
-    return b64url({"alg": "none"}) + "." + b64url(claims) + "."
+LOG = capture_kafka_log()
 
 
 class Tokens(AbstractTokenProvider):
