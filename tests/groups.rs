@@ -129,6 +129,15 @@ mod raw {
             .unwrap()
     }
 
+    /// Sends `request` and waits (at most CALL_TIMEOUT) for its answer; `what` names it in
+    /// the failure.
+    async fn call<R: kafka_protocol::protocol::Request>(conn: &Connection, request: &R, what: &str) -> R::Response {
+        tokio::time::timeout(CALL_TIMEOUT, conn.send(request))
+            .await
+            .unwrap_or_else(|_| panic!("{what} not answered within {CALL_TIMEOUT:?}"))
+            .unwrap_or_else(|e| panic!("{what}: {e:#}"))
+    }
+
     pub async fn connect(addr: &str, client_id: &str) -> std::sync::Arc<Connection> {
         Connection::connect(addr, client_id)
             .await
@@ -170,10 +179,7 @@ mod raw {
                     })
                     .collect(),
             );
-        tokio::time::timeout(CALL_TIMEOUT, conn.send(&request))
-            .await
-            .expect("JoinGroup answered in time")
-            .expect("JoinGroup")
+        call(conn, &request, "JoinGroup").await
     }
 
     pub async fn sync(
@@ -201,10 +207,7 @@ mod raw {
                     })
                     .collect(),
             );
-        tokio::time::timeout(CALL_TIMEOUT, conn.send(&request))
-            .await
-            .expect("SyncGroup answered in time")
-            .expect("SyncGroup")
+        call(conn, &request, "SyncGroup").await
     }
 
     pub async fn heartbeat(
@@ -219,11 +222,7 @@ mod raw {
             .with_generation_id(generation)
             .with_member_id(s(member))
             .with_group_instance_id(instance.map(s));
-        tokio::time::timeout(CALL_TIMEOUT, conn.send(&request))
-            .await
-            .expect("Heartbeat answered in time")
-            .expect("Heartbeat")
-            .error_code
+        call(conn, &request, "Heartbeat").await.error_code
     }
 
     /// LeaveGroup v3+ for one member; returns (top-level error, member error).
@@ -233,10 +232,7 @@ mod raw {
             .with_members(vec![MemberIdentity::default()
                 .with_member_id(s(member))
                 .with_group_instance_id(instance.map(s))]);
-        let response = tokio::time::timeout(CALL_TIMEOUT, conn.send(&request))
-            .await
-            .expect("LeaveGroup answered in time")
-            .expect("LeaveGroup");
+        let response = call(conn, &request, "LeaveGroup").await;
         (
             response.error_code,
             response.members.first().map_or(-100, |m| m.error_code),
@@ -263,10 +259,7 @@ mod raw {
                 .with_partitions(vec![OffsetCommitRequestPartition::default()
                     .with_partition_index(0)
                     .with_committed_offset(offset)])]);
-        let response = tokio::time::timeout(CALL_TIMEOUT, conn.send(&request))
-            .await
-            .expect("OffsetCommit answered in time")
-            .expect("OffsetCommit");
+        let response = call(conn, &request, "OffsetCommit").await;
         response.topics[0].partitions[0].error_code
     }
 
@@ -292,10 +285,7 @@ mod raw {
     /// (state, protocol type, protocol, [(member id, assignment)]) from DescribeGroups.
     pub async fn describe_full(conn: &Connection, group: &str) -> (String, String, String, Vec<(String, Bytes)>) {
         let request = DescribeGroupsRequest::default().with_groups(vec![GroupId(s(group))]);
-        let response = tokio::time::timeout(CALL_TIMEOUT, conn.send(&request))
-            .await
-            .expect("DescribeGroups answered in time")
-            .expect("DescribeGroups");
+        let response = call(conn, &request, "DescribeGroups").await;
         let g = &response.groups[0];
         (
             g.group_state.to_string(),
@@ -311,10 +301,7 @@ mod raw {
     /// (state, member ids) from DescribeGroups.
     pub async fn describe(conn: &Connection, group: &str) -> (String, Vec<String>) {
         let request = DescribeGroupsRequest::default().with_groups(vec![GroupId(s(group))]);
-        let response = tokio::time::timeout(CALL_TIMEOUT, conn.send(&request))
-            .await
-            .expect("DescribeGroups answered in time")
-            .expect("DescribeGroups");
+        let response = call(conn, &request, "DescribeGroups").await;
         let g = &response.groups[0];
         (
             g.group_state.to_string(),
