@@ -72,6 +72,18 @@ from kutil import emit, fail, require, unsecured_jwt
 WAIT_S = 20  # upper bound of every wait in this script (a broken broker must not hang it)
 
 
+def outcomes(futures):
+    """{key: None, or the error name} for a dict of AdminClient futures."""
+    out = {}
+    for key, f in futures.items():
+        try:
+            f.result(timeout=WAIT_S)
+            out[key] = None
+        except Exception as e:  # noqa: BLE001
+            out[key] = err_name(e)
+    return out
+
+
 def err_name(e):
     """ERROR_NAME of a KafkaError, a KafkaException or another exception."""
     if isinstance(e, KafkaException) and e.args and isinstance(e.args[0], KafkaError):
@@ -172,13 +184,7 @@ def sorted_acls(bindings):
 def op_create_topics(bootstrap, sec, op):
     a = admin_client(bootstrap, sec)
     topics = [NewTopic(name, num_partitions=parts, replication_factor=1) for name, parts in op["topics"]]
-    errors = {}
-    for name, f in a.create_topics(topics, operation_timeout=10, request_timeout=WAIT_S).items():
-        try:
-            f.result(timeout=WAIT_S)
-            errors[name] = None
-        except Exception as e:  # noqa: BLE001
-            errors[name] = err_name(e)
+    errors = outcomes(a.create_topics(topics, operation_timeout=10, request_timeout=WAIT_S))
     # Created topics must show in metadata before the next op uses them (unless the creator
     # may not describe them: "wait": false).
     want = {name for name, err in errors.items() if err is None} if op.get("wait", True) else set()
@@ -201,13 +207,7 @@ def op_alter_users(bootstrap, sec, op):
         alterations.append(UserScramCredentialUpsertion(u["user"], info, u["password"].encode()))
     for u in op.get("deletions", []):
         alterations.append(UserScramCredentialDeletion(u["user"], ScramMechanism[u["mechanism"].replace("-", "_")]))
-    errors = {}
-    for user, f in a.alter_user_scram_credentials(alterations, request_timeout=WAIT_S).items():
-        try:
-            f.result(timeout=WAIT_S)
-            errors[user] = None
-        except Exception as e:  # noqa: BLE001
-            errors[user] = err_name(e)
+    errors = outcomes(a.alter_user_scram_credentials(alterations, request_timeout=WAIT_S))
     return {"errors": errors}
 
 
@@ -289,13 +289,7 @@ def op_metadata_topic(bootstrap, sec, op):
 
 def op_delete_topics(bootstrap, sec, op):
     a = admin_client(bootstrap, sec)
-    errors = {}
-    for name, f in a.delete_topics(op["topics"], operation_timeout=10, request_timeout=WAIT_S).items():
-        try:
-            f.result(timeout=WAIT_S)
-            errors[name] = None
-        except Exception as e:  # noqa: BLE001
-            errors[name] = err_name(e)
+    errors = outcomes(a.delete_topics(op["topics"], operation_timeout=10, request_timeout=WAIT_S))
     return {"errors": errors}
 
 
