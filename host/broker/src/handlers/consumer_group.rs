@@ -212,13 +212,11 @@ pub async fn describe(
     let mut response = ConsumerGroupDescribeResponse::default();
     for group_id in request.group_ids {
         let mut g = DescribedGroup::default().with_group_id(group_id.clone());
-        g.authorized_operations = if request.include_authorized_operations {
-            broker.authorized_operations(ctx, ResourceType::Group, &group_id, super::groups::GROUP_OPERATIONS)
-        } else {
-            i32::MIN
-        };
-        if !broker.authorized(ctx, Operation::Describe, ResourceType::Group, &group_id) {
-            g.error_code = ResponseError::GroupAuthorizationFailed.code();
+        let (operations, denied) =
+            super::groups::describe_access(broker, ctx, &group_id, request.include_authorized_operations);
+        g.authorized_operations = operations;
+        if let Some(error) = denied {
+            g.error_code = error.code();
             response.groups.push(g);
             continue;
         }

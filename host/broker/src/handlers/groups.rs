@@ -20,7 +20,26 @@ use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 
 const KEY_TYPE_GROUP: i8 = 0;
 /// The operations a group's authorized-operations bit set reports.
-pub(crate) const GROUP_OPERATIONS: &[Operation] = &[Operation::Read, Operation::Delete, Operation::Describe];
+const GROUP_OPERATIONS: &[Operation] = &[Operation::Read, Operation::Delete, Operation::Describe];
+
+/// For describing a group (DescribeGroups, ConsumerGroupDescribe): the authorized-operations
+/// bits to report (`i32::MIN` unless asked for), and GROUP_AUTHORIZATION_FAILED if the
+/// principal may not describe it.
+pub(crate) fn describe_access(
+    broker: &Broker,
+    ctx: &RequestContext,
+    group: &str,
+    include_operations: bool,
+) -> (i32, Option<ResponseError>) {
+    let operations = if include_operations {
+        broker.authorized_operations(ctx, ResourceType::Group, group, GROUP_OPERATIONS)
+    } else {
+        i32::MIN
+    };
+    let denied = (!broker.authorized(ctx, Operation::Describe, ResourceType::Group, group))
+        .then_some(ResponseError::GroupAuthorizationFailed);
+    (operations, denied)
+}
 
 /// Creates `__consumer_offsets` on first use, as Kafka does.
 pub fn ensure_offsets_topic(broker: &Broker) -> Result<(), (ResponseError, String)> {
@@ -299,13 +318,10 @@ pub async fn describe_groups(
     for group_id in request.groups {
         let mut g = DescribedGroup::default();
         g.group_id = group_id.clone();
-        g.authorized_operations = if request.include_authorized_operations {
-            broker.authorized_operations(ctx, ResourceType::Group, &group_id, GROUP_OPERATIONS)
-        } else {
-            i32::MIN
-        };
-        if !broker.authorized(ctx, Operation::Describe, ResourceType::Group, &group_id) {
-            g.error_code = ResponseError::GroupAuthorizationFailed.code();
+        let (operations, denied) = describe_access(broker, ctx, &group_id, request.include_authorized_operations);
+        g.authorized_operations = operations;
+        if let Some(error) = denied {
+            g.error_code = error.code();
             response.groups.push(g);
             continue;
         }
