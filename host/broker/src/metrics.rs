@@ -165,5 +165,37 @@ pub fn render(broker: &Broker) -> String {
         );
     }
     out.push_str(&failures);
+    process_metrics(&mut out);
     out
+}
+
+/// The standard Prometheus process metrics: CPU time (user and system) and resident memory.
+/// Benchmarks read the CPU counter to report the broker's cost per record.
+fn process_metrics(out: &mut String) {
+    // SAFETY: getrusage only writes the struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        (libc::getrusage(libc::RUSAGE_SELF, &mut usage) == 0).then_some(usage)
+    };
+    if let Some(u) = usage {
+        let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        let _ = writeln!(
+            out,
+            "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {:.6}",
+            seconds(u.ru_utime) + seconds(u.ru_stime)
+        );
+    }
+    // statm's second field is the resident set in pages.
+    let resident_pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()));
+    if let Some(pages) = resident_pages {
+        // SAFETY: sysconf has no preconditions.
+        let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+        let _ = writeln!(
+            out,
+            "# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {}",
+            pages * page_size
+        );
+    }
 }

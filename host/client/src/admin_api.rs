@@ -271,6 +271,20 @@ impl AdminApi {
         }
     }
 
+    /// The broker process's CPU time so far (user and system), from `GET /metrics`.
+    pub async fn broker_cpu_seconds(&self) -> Result<f64> {
+        let path = "/metrics".to_string();
+        let answer = self.request("GET", &path, None).await?;
+        if answer.status != 200 {
+            return Err(self.status_error(answer).into());
+        }
+        let text = String::from_utf8_lossy(&answer.body);
+        text.lines()
+            .find_map(|line| line.strip_prefix("process_cpu_seconds_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("{}{path} has no process_cpu_seconds_total", self.base))
+    }
+
     /// Sends one request on the blocking pool and reads the whole answer.
     async fn request(&self, method: &'static str, path: &str, body: Option<Vec<u8>>) -> Result<Answer> {
         let agent = self.agent.clone();

@@ -1,6 +1,8 @@
 //! `strom bench plugins`: the cost of plugins on the produce path. The same producer run
 //! against topics that differ only in what they attach: nothing, a Rust partitioner in
 //! route mode, one Rust interceptor, and (if its component exists) a Python partitioner.
+//! Besides throughput it reports the broker's CPU time per record (from its
+//! `process_cpu_seconds_total` metric), which a shared machine disturbs far less.
 
 use std::path::PathBuf;
 
@@ -18,15 +20,26 @@ use crate::producer::CompressionType;
 pub struct PluginsBench {
     #[command(flatten)]
     pub admin: AdminArgs,
-    /// Records per run.
+    /// Records per case in each round.
     #[arg(long, default_value_t = 1_000_000)]
     pub records: u64,
+    /// Rounds over all cases; each case reports its median round.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: u32,
     /// Bytes per record value.
     #[arg(long, default_value_t = 100)]
     pub record_size: usize,
     /// Partitions of each topic.
     #[arg(long, default_value_t = 4)]
     pub partitions: i32,
+    /// Bytes per record key: records carry distinct keys that Kafka's default partitioner
+    /// maps to the partition they are sent to, so a murmur2 partitioner in route mode
+    /// moves nothing, as with any keyed producer using the default partitioner.
+    #[arg(long, default_value_t = 16)]
+    pub key_size: usize,
+    /// Records per round for the Python partitioner, which is about a hundred times slower.
+    #[arg(long, default_value_t = 50_000)]
+    pub python_records: u64,
     /// The most bytes per record batch.
     #[arg(long, default_value_t = 16384)]
     pub batch_bytes: usize,
@@ -48,13 +61,19 @@ impl PluginsBench {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let mut cases: Vec<(&str, Vec<(String, String)>)> = vec![("no plugin", Vec::new())];
+        // (label, topic configs, records per round)
+        let mut cases: Vec<(&str, Vec<(String, String)>, u64)> = vec![("no plugin", Vec::new(), self.records)];
         let partitioner = upload(&api, "bench-murmur2", &self.rust_partitioner).await?;
-        cases.push(("Rust partitioner (route)", vec![("partitioner".into(), partitioner)]));
+        cases.push((
+            "Rust partitioner (route)",
+            vec![("partitioner".into(), partitioner)],
+            self.records,
+        ));
         let interceptor = upload(&api, "bench-stamp", &self.rust_interceptor).await?;
         cases.push((
             "one Rust interceptor",
             vec![("interceptors.produce".into(), interceptor)],
+            self.records,
         ));
         if self.python_partitioner.exists() {
             let python = upload(&api, "bench-python-murmur2", &self.python_partitioner).await?;
@@ -68,6 +87,7 @@ impl PluginsBench {
                     ("plugins.call.ms.max".into(), "2000".into()),
                     ("plugins.memory.bytes.max".into(), "536870912".into()),
                 ],
+                self.python_records,
             ));
         } else {
             eprintln!(
@@ -77,56 +97,125 @@ impl PluginsBench {
         }
 
         let client = connection.connect().await?;
-        let mut rows = Vec::new();
-        for (i, (label, configs)) in cases.iter().enumerate() {
-            let topic = format!("bench-plugins-{run_id}-{i}");
-            client
-                .create_topic(&topic, self.partitions, -1, configs)
-                .await
-                .with_context(|| format!("creating {topic}"))?;
-            let bench = ProduceBench {
-                topic,
-                records: self.records,
-                record_size: self.record_size,
-                acks: 1,
-                partitions: self.partitions,
-                batch_bytes: self.batch_bytes,
-                in_flight: 5,
-                compression: CompressionType::default(),
-                throughput: None,
-            };
-            let result = bench
-                .measure(connection)
-                .await
-                .with_context(|| format!("benchmark with {label}"))?;
-            rows.push((
-                *label,
-                result.records_per_sec,
-                result.mb_per_sec,
-                result.latencies.quantile_ms(0.99),
-            ));
+        // Rounds interleave the cases, so a slow spell of a shared machine hits every case
+        // alike; each case reports its median round.
+        let mut samples: Vec<Vec<Sample>> = cases.iter().map(|_| Vec::new()).collect();
+        for round in 0..self.rounds.max(1) {
+            for (i, (label, configs, records)) in cases.iter().enumerate() {
+                let topic = format!("bench-plugins-{run_id}-{round}-{i}");
+                client
+                    .create_topic(&topic, self.partitions, -1, configs)
+                    .await
+                    .with_context(|| format!("creating {topic}"))?;
+                let bench = ProduceBench {
+                    topic,
+                    records: *records,
+                    record_size: self.record_size,
+                    key_size: self.key_size,
+                    acks: 1,
+                    partitions: self.partitions,
+                    batch_bytes: self.batch_bytes,
+                    in_flight: 5,
+                    compression: CompressionType::default(),
+                    throughput: None,
+                };
+                // The broker's CPU counter is optional: an older broker has none.
+                let cpu_before = api.broker_cpu_seconds().await.ok();
+                let result = bench
+                    .measure(connection)
+                    .await
+                    .with_context(|| format!("benchmark with {label}"))?;
+                let cpu_after = api.broker_cpu_seconds().await.ok();
+                let broker_us_per_record = match (cpu_before, cpu_after) {
+                    (Some(before), Some(after)) if result.acked > 0 => {
+                        Some((after - before) * 1e6 / result.acked as f64)
+                    }
+                    _ => None,
+                };
+                samples[i].push(Sample {
+                    records_per_sec: result.records_per_sec,
+                    mb_per_sec: result.mb_per_sec,
+                    p99_ms: result.latencies.quantile_ms(0.99),
+                    broker_us_per_record,
+                });
+            }
         }
-        let base = rows[0].1;
-        for (label, rps, mbps, p99) in &rows {
+        let rows: Vec<(&str, Sample)> = cases
+            .iter()
+            .zip(&samples)
+            .map(|((label, _, _), s)| (*label, Sample::median(s)))
+            .collect();
+        let base = rows[0].1.clone();
+        let cpu_ratio = |s: &Sample| match (s.broker_us_per_record, base.broker_us_per_record) {
+            (Some(us), Some(base_us)) if base_us > 0.0 => Some(us / base_us),
+            _ => None,
+        };
+        print_line(&format!(
+            "median of {} rounds of {} records per case ({} for Python), {}-byte keys, {}-byte values, {} partitions",
+            self.rounds.max(1),
+            self.records,
+            self.python_records,
+            self.key_size,
+            self.record_size,
+            self.partitions
+        ));
+        for (label, s) in &rows {
+            let cpu = match (s.broker_us_per_record, cpu_ratio(s)) {
+                (Some(us), Some(ratio)) => format!("  broker CPU {us:>6.3} µs/record ({ratio:.2}x)"),
+                _ => String::new(),
+            };
             print_line(&format!(
-                "{label:<28} {rps:>12.0} records/sec {mbps:>8.2} MB/sec  p99 {p99:>7.2} ms  {:>6.1}% of no plugin",
-                100.0 * rps / base
+                "{label:<28} {:>12.0} records/sec {:>8.2} MB/sec  p99 {:>7.2} ms  {:>6.1}% of no plugin{cpu}",
+                s.records_per_sec,
+                s.mb_per_sec,
+                s.p99_ms,
+                100.0 * s.records_per_sec / base.records_per_sec
             ));
         }
         print_json(json!({
             "bench": "plugins",
             "records": self.records,
+            "rounds": self.rounds.max(1),
             "record_size": self.record_size,
+            "key_size": self.key_size,
             "partitions": self.partitions,
-            "results": rows.iter().map(|(label, rps, mbps, p99)| json!({
+            "results": rows.iter().map(|(label, s)| json!({
                 "case": label,
-                "records_per_sec": round3(*rps),
-                "mb_per_sec": round3(*mbps),
-                "p99_ms": round3(*p99),
-                "ratio_to_no_plugin": round3(rps / base),
+                "records_per_sec": round3(s.records_per_sec),
+                "mb_per_sec": round3(s.mb_per_sec),
+                "p99_ms": round3(s.p99_ms),
+                "ratio_to_no_plugin": round3(s.records_per_sec / base.records_per_sec),
+                "broker_cpu_us_per_record": s.broker_us_per_record.map(round3),
+                "broker_cpu_ratio_to_no_plugin": cpu_ratio(s).map(round3),
             })).collect::<Vec<_>>(),
         }));
         Ok(())
+    }
+}
+
+/// One case's measurements in one round.
+#[derive(Debug, Clone)]
+struct Sample {
+    records_per_sec: f64,
+    mb_per_sec: f64,
+    p99_ms: f64,
+    broker_us_per_record: Option<f64>,
+}
+
+impl Sample {
+    /// Each figure's median over the rounds (the upper median for an even count).
+    fn median(samples: &[Sample]) -> Sample {
+        let median = |mut values: Vec<f64>| {
+            values.sort_by(f64::total_cmp);
+            values.get(values.len() / 2).copied().unwrap_or(0.0)
+        };
+        let cpu: Vec<f64> = samples.iter().filter_map(|s| s.broker_us_per_record).collect();
+        Sample {
+            records_per_sec: median(samples.iter().map(|s| s.records_per_sec).collect()),
+            mb_per_sec: median(samples.iter().map(|s| s.mb_per_sec).collect()),
+            p99_ms: median(samples.iter().map(|s| s.p99_ms).collect()),
+            broker_us_per_record: (cpu.len() == samples.len() && !cpu.is_empty()).then(|| median(cpu)),
+        }
     }
 }
 

@@ -47,6 +47,11 @@ pub struct ProduceBench {
     /// Bytes per record value.
     #[arg(long, default_value_t = 100)]
     pub record_size: usize,
+    /// Bytes per record key (0: records have no key). Keys are distinct within a batch and
+    /// chosen so that Kafka's default partitioner (murmur2) maps each record to the
+    /// partition it is sent to, as a keyed producer's records would be.
+    #[arg(long, default_value_t = 0)]
+    pub key_size: usize,
     /// Acknowledgements: -1 all in-sync replicas, 1 the leader, 0 none.
     #[arg(long, default_value = "1", allow_negative_numbers = true, value_parser = parse_acks)]
     pub acks: i16,
@@ -80,15 +85,22 @@ const FIRST_TIMESTAMP_AT: usize = 27;
 const MAX_TIMESTAMP_AT: usize = 35;
 
 impl BatchTemplate {
-    /// Encodes `records` records whose values are distinct slices of `pool`.
-    fn new(records: usize, record_size: usize, pool: &Bytes, compression: CompressionType) -> Result<BatchTemplate> {
+    /// Encodes `records` records whose values are distinct slices of `pool`, keyed by
+    /// `keys` in order (no keys: records without one).
+    fn new(
+        records: usize,
+        record_size: usize,
+        pool: &Bytes,
+        keys: &[Bytes],
+        compression: CompressionType,
+    ) -> Result<BatchTemplate> {
         let span = pool.len() - record_size;
         let batch: Vec<ProducerRecord> = (0..records)
             .map(|i| {
                 // Step through the pool by a prime so that values differ and do not align.
                 let at = (i * 7919) % span.max(1);
                 ProducerRecord {
-                    key: None,
+                    key: keys.get(i).cloned(),
                     value: Some(pool.slice(at..at + record_size)),
                     headers: Vec::new(),
                     timestamp: 0,
@@ -112,23 +124,42 @@ impl BatchTemplate {
     }
 }
 
-/// Batches of every size one sender needs, built on first use.
+/// Batches of every size and partition one sender needs, built on first use.
 struct Templates {
     per_batch: usize,
     record_size: usize,
+    key_size: usize,
+    partition_count: i32,
     pool: Bytes,
     compression: CompressionType,
-    by_count: HashMap<usize, BatchTemplate>,
+    by_count: HashMap<(i32, usize), BatchTemplate>,
 }
 
 impl Templates {
-    fn get(&mut self, count: usize) -> Result<&BatchTemplate> {
-        if !self.by_count.contains_key(&count) {
-            let t = BatchTemplate::new(count, self.record_size, &self.pool, self.compression)?;
-            self.by_count.insert(count, t);
+    fn get(&mut self, partition: i32, count: usize) -> Result<&BatchTemplate> {
+        // Keyless batches are the same for every partition.
+        let at = (if self.key_size == 0 { 0 } else { partition }, count);
+        if !self.by_count.contains_key(&at) {
+            let keys = keys_for(partition, self.partition_count, self.key_size, count);
+            let t = BatchTemplate::new(count, self.record_size, &self.pool, &keys, self.compression)?;
+            self.by_count.insert(at, t);
         }
-        Ok(&self.by_count[&count])
+        Ok(&self.by_count[&at])
     }
+}
+
+/// `count` distinct keys of `key_size` bytes that Kafka's default partitioner maps to
+/// `partition` (none if `key_size` is 0).
+fn keys_for(partition: i32, partition_count: i32, key_size: usize, count: usize) -> Vec<Bytes> {
+    if key_size == 0 {
+        return Vec::new();
+    }
+    (0u64..)
+        .map(|seed| random_bytes(key_size, seed))
+        .filter(|key| crate::partitioner::partition_for_key(key, partition_count) == partition)
+        .take(count)
+        .map(Bytes::from)
+        .collect()
 }
 
 /// A request on the wire, waiting for its acknowledgement.
@@ -189,7 +220,9 @@ impl ProduceBench {
         }
         let client = connection.connect().await?;
         let topic = ensure_topic(&client, &self.topic, self.partitions).await?;
-        let per_batch = (self.batch_bytes.saturating_sub(BATCH_HEADER) / (self.record_size + RECORD_OVERHEAD)).max(1);
+        let per_batch = (self.batch_bytes.saturating_sub(BATCH_HEADER)
+            / (self.record_size + self.key_size + RECORD_OVERHEAD))
+            .max(1);
         // Random values: records of one batch take different slices of this pool.
         let pool_len = (1 << 20).max(per_batch * (self.record_size + 1) * 2) + self.record_size;
         let pool = Bytes::from(random_bytes(pool_len, 0x5eed));
@@ -214,6 +247,8 @@ impl ProduceBench {
                 templates: Templates {
                     per_batch,
                     record_size: self.record_size,
+                    key_size: self.key_size,
+                    partition_count: partition_count as i32,
                     pool: pool.clone(),
                     compression: self.compression,
                     by_count: HashMap::new(),
@@ -296,6 +331,7 @@ impl ProduceBench {
             "topic": self.topic,
             "records": acked,
             "record_size": self.record_size,
+            "key_size": self.key_size,
             "acks": self.acks,
             "partitions": partition_count,
             "batch_bytes": self.batch_bytes,
@@ -343,7 +379,7 @@ impl SenderPlan {
                         continue;
                     }
                     let n = (*left).min(self.templates.per_batch as u64);
-                    batches.push((*partition, self.templates.get(n as usize)?.stamp(timestamp)));
+                    batches.push((*partition, self.templates.get(*partition, n as usize)?.stamp(timestamp)));
                     *left -= n;
                     records += n;
                 }
