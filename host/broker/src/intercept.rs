@@ -104,7 +104,10 @@ impl<'a> Section<'a> {
 /// one partition and returns what to append where.
 pub fn plan_produce(input: &ProduceInput) -> Result<Vec<PlannedBatch>, Refusal> {
     let corrupt = |e: strom_storage::StorageError| (crate::handlers::storage_error_code(&e), e.to_string());
-    let mut addressed_batches = BytesMut::new();
+    // The addressed partition's batches: zero-copy slices of the request where a batch
+    // stays as the producer sent it, so a request no plugin changes is appended as it came.
+    let mut addressed_batches: Vec<Bytes> = Vec::new();
+    let mut untouched = true;
     let mut moved: BTreeMap<i32, Vec<Bytes>> = BTreeMap::new();
     for raw in batch::split_batches(&input.records).map_err(corrupt)? {
         // The client's batch is checked before anything looks inside it.
@@ -145,11 +148,15 @@ pub fn plan_produce(input: &ProduceInput) -> Result<Vec<PlannedBatch>, Refusal> 
             .is_none_or(|c| c.iter().all(|&p| p as i32 == input.addressed));
         if stays_whole {
             match section.rewritten(&header)? {
-                Some(batch) => addressed_batches.extend_from_slice(&batch),
-                None => addressed_batches.extend_from_slice(raw),
+                Some(batch) => {
+                    untouched = false;
+                    addressed_batches.push(batch);
+                }
+                None => addressed_batches.push(input.records.slice_ref(raw)),
             }
             continue;
         }
+        untouched = false;
         let mut changed = section.timestamp_deltas.is_some();
         let recs = strom_plugins::codec::decode_records(&section.records, section.count, header.base_timestamp)
             .map_err(|e| (ResponseError::CorruptMessage, e))?;
@@ -203,26 +210,39 @@ pub fn plan_produce(input: &ProduceInput) -> Result<Vec<PlannedBatch>, Refusal> 
         if changed {
             let encoded =
                 records::encode(&header, &stay).map_err(|e| (ResponseError::UnknownServerError, format!("{e:#}")))?;
-            addressed_batches.extend_from_slice(&encoded);
+            addressed_batches.push(encoded);
         } else {
-            addressed_batches.extend_from_slice(raw);
+            addressed_batches.push(input.records.slice_ref(raw));
         }
     }
+    let addressed = if untouched {
+        input.records.clone()
+    } else {
+        concat(addressed_batches)
+    };
     let mut planned = vec![PlannedBatch {
         partition: input.addressed,
-        bytes: addressed_batches.freeze(),
+        bytes: addressed,
     }];
     for (partition, batches) in moved {
-        let mut joined = BytesMut::new();
-        for b in batches {
-            joined.extend_from_slice(&b);
-        }
         planned.push(PlannedBatch {
             partition,
-            bytes: joined.freeze(),
+            bytes: concat(batches),
         });
     }
     Ok(planned)
+}
+
+/// One buffer holding `parts` in order (no copy for a single part).
+fn concat(mut parts: Vec<Bytes>) -> Bytes {
+    if parts.len() == 1 {
+        return parts.pop().expect("one part");
+    }
+    let mut joined = BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
+    for part in parts {
+        joined.extend_from_slice(&part);
+    }
+    joined.freeze()
 }
 
 /// Runs a topic's fetch interceptors over the batches read for one partition. Offsets and

@@ -91,17 +91,23 @@ pub fn encode_section(
         b.put_slice(section);
         Ok(())
     };
-    match template.compression() {
-        0 => compressed.put_slice(section),
-        1 => Gzip::compress(&mut compressed, copy)?,
-        2 => Snappy::compress(&mut compressed, copy)?,
-        3 => Lz4::compress(&mut compressed, copy)?,
-        4 => Zstd::compress(&mut compressed, copy)?,
-        other => bail!("unknown compression codec {other}"),
-    }
-    let mut out = BytesMut::with_capacity(HEADER_BYTES + compressed.len());
+    // Uncompressed records go straight into the batch, without a copy in between.
+    let body: &[u8] = match template.compression() {
+        0 => section,
+        codec => {
+            match codec {
+                1 => Gzip::compress(&mut compressed, copy)?,
+                2 => Snappy::compress(&mut compressed, copy)?,
+                3 => Lz4::compress(&mut compressed, copy)?,
+                4 => Zstd::compress(&mut compressed, copy)?,
+                other => bail!("unknown compression codec {other}"),
+            }
+            &compressed
+        }
+    };
+    let mut out = BytesMut::with_capacity(HEADER_BYTES + body.len());
     out.put_i64(0);
-    out.put_i32((HEADER_BYTES - LOG_OVERHEAD + compressed.len()) as i32);
+    out.put_i32((HEADER_BYTES - LOG_OVERHEAD + body.len()) as i32);
     out.put_i32(-1);
     out.put_i8(2);
     out.put_u32(0); // CRC, below
@@ -113,7 +119,7 @@ pub fn encode_section(
     out.put_i16(template.producer_epoch);
     out.put_i32(template.base_sequence);
     out.put_i32(count as i32);
-    out.put_slice(&compressed);
+    out.put_slice(body);
     let crc = crc32c::crc32c(&out[21..]);
     out[17..21].copy_from_slice(&crc.to_be_bytes());
     Ok(out.freeze())

@@ -87,14 +87,14 @@ pub fn check_records(mut buf: &[u8], count: usize, max_offset_delta: i32) -> Res
             ));
         }
         previous = Some(offset_delta);
-        bytes_field(&mut r).map_err(|e| format!("record {i} key: {e}"))?;
-        bytes_field(&mut r).map_err(|e| format!("record {i} value: {e}"))?;
+        skip_field(&mut r).map_err(|e| format!("record {i} key: {e}"))?;
+        skip_field(&mut r).map_err(|e| format!("record {i} value: {e}"))?;
         let headers = varint(&mut r).map_err(|e| format!("record {i} header count: {e}"))?;
         for _ in 0..headers.max(0) {
-            bytes_field(&mut r)
-                .map_err(|e| format!("record {i} header key: {e}"))?
-                .ok_or_else(|| format!("record {i} has a null header key"))?;
-            bytes_field(&mut r).map_err(|e| format!("record {i} header value: {e}"))?;
+            if !skip_field(&mut r).map_err(|e| format!("record {i} header key: {e}"))? {
+                return Err(format!("record {i} has a null header key"));
+            }
+            skip_field(&mut r).map_err(|e| format!("record {i} header value: {e}"))?;
         }
         if !r.is_empty() {
             return Err(format!("record {i} has {} bytes after its headers", r.len()));
@@ -109,6 +109,13 @@ pub fn check_records(mut buf: &[u8], count: usize, max_offset_delta: i32) -> Res
 }
 
 fn varint(buf: &mut &[u8]) -> Result<i64, &'static str> {
+    // Most varints in a record (attributes aside) are one byte.
+    if let Some((&byte, rest)) = buf.split_first() {
+        if byte & 0x80 == 0 {
+            *buf = rest;
+            return Ok(((byte >> 1) as i64) ^ -((byte & 1) as i64));
+        }
+    }
     let mut value: u64 = 0;
     for shift in (0..64).step_by(7) {
         let (&byte, rest) = buf.split_first().ok_or("varint runs past the end")?;
@@ -128,6 +135,19 @@ fn put_varint(out: &mut Vec<u8>, v: i64) {
         z >>= 7;
     }
     out.push(z as u8);
+}
+
+/// Steps over a bytes field; false if it is null.
+fn skip_field(buf: &mut &[u8]) -> Result<bool, &'static str> {
+    let len = varint(buf)?;
+    if len < 0 {
+        return Ok(false);
+    }
+    if buf.len() < len as usize {
+        return Err("field runs past the record");
+    }
+    *buf = &buf[len as usize..];
+    Ok(true)
 }
 
 fn bytes_field(buf: &mut &[u8]) -> Result<Option<Vec<u8>>, &'static str> {

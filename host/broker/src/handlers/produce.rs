@@ -206,8 +206,8 @@ async fn append_with_plugins(
             ));
         };
         let mut ignored = PartitionProduceResponse::default();
-        append(&partition, &planned.bytes, Origin::Broker, &mut ignored).await?;
+        append(&partition, &planned.bytes, Origin::BrokerChecked, &mut ignored).await?;
     }
-    append(addressed, &first.bytes, Origin::Broker, r).await?;
+    append(addressed, &first.bytes, Origin::BrokerChecked, r).await?;
     Ok(())
 }
