@@ -114,18 +114,18 @@ pub use bindings::sasl::export_sasl_mechanism;
 pub mod batch {
     use crate::PluginError;
 
-    use crate::bindings::batch_interceptor::exports::strom::plugin::batch_interceptor::{
-        BatchVerdict, EncodedRecords,
-    };
+    use crate::bindings::batch_interceptor::exports::strom::plugin::batch_interceptor::{BatchVerdict, EncodedRecords};
 
     #[doc(hidden)]
     pub fn __run_interceptor(
         ctx: crate::BatchContext,
-        input: EncodedRecords,
+        input: &[u8],
+        count: u32,
         run: fn(&crate::BatchContext, &Records<'_>, &mut RecordsWriter) -> Result<Rewrite, PluginError>,
     ) -> Result<BatchVerdict, PluginError> {
-        let records = Records::new(&input.records, input.count);
-        let mut out = RecordsWriter::default();
+        let records = Records::new(input, count);
+        // Rewrites are usually about the size of the input: one allocation, no regrowth.
+        let mut out = RecordsWriter::with_capacity(input.len() + input.len() / 4 + 64);
         match run(&ctx, &records, &mut out)? {
             Rewrite::Keep => Ok(BatchVerdict::Keep),
             Rewrite::Replace => {
@@ -157,6 +157,9 @@ pub mod batch {
         pub timestamp_delta: i64,
         pub key: Option<&'a [u8]>,
         pub value: Option<&'a [u8]>,
+        /// The encoded record from its attributes to the end of its value: what a rewrite
+        /// that changes only headers copies as it is.
+        up_to_headers: &'a [u8],
         headers: &'a [u8],
         header_count: usize,
     }
@@ -199,20 +202,22 @@ pub mod batch {
         }
     }
 
+    #[inline(always)]
     fn parse_record<'a>(buf: &mut &'a [u8]) -> Option<RecordRef<'a>> {
         let start = *buf;
         let length = varint(buf)?;
         if length < 1 || buf.len() < length as usize {
             return None;
         }
-        let (mut r, rest) = buf.split_at(length as usize);
+        let (body, rest) = buf.split_at(length as usize);
         *buf = rest;
         let raw = &start[..start.len() - rest.len()];
-        r = &r[1..];
+        let mut r = &body[1..];
         let timestamp_delta = varint(&mut r)?;
         let offset_delta = varint(&mut r)? as i32;
         let key = bytes_field(&mut r)?;
         let value = bytes_field(&mut r)?;
+        let up_to_headers = &body[..body.len() - r.len()];
         let header_count = varint(&mut r)?.max(0) as usize;
         Some(RecordRef {
             raw,
@@ -220,6 +225,7 @@ pub mod batch {
             timestamp_delta,
             key,
             value,
+            up_to_headers,
             headers: r,
             header_count,
         })
@@ -229,10 +235,18 @@ pub mod batch {
     pub trait BatchInterceptor {
         /// Write the records the batch should hold into `out` and return `Rewrite::Replace`,
         /// or return `Rewrite::Keep` (ignoring `out`) to leave the batch as it is.
-        fn on_produce(ctx: &crate::BatchContext, records: &Records<'_>, out: &mut RecordsWriter) -> Result<Rewrite, PluginError>;
+        fn on_produce(
+            ctx: &crate::BatchContext,
+            records: &Records<'_>,
+            out: &mut RecordsWriter,
+        ) -> Result<Rewrite, PluginError>;
 
         /// The same for consumers; what is stored does not change. Default: keep.
-        fn on_fetch(_ctx: &crate::BatchContext, _records: &Records<'_>, _out: &mut RecordsWriter) -> Result<Rewrite, PluginError> {
+        fn on_fetch(
+            _ctx: &crate::BatchContext,
+            _records: &Records<'_>,
+            _out: &mut RecordsWriter,
+        ) -> Result<Rewrite, PluginError> {
             Ok(Rewrite::Keep)
         }
     }
@@ -252,10 +266,19 @@ pub mod batch {
     pub struct RecordsWriter {
         bytes: Vec<u8>,
         count: u32,
-        body: Vec<u8>,
+        /// Scratch space for one record's headers, reused from record to record.
+        headers: Vec<u8>,
     }
 
     impl RecordsWriter {
+        /// A writer with room for `bytes` bytes of records.
+        pub fn with_capacity(bytes: usize) -> RecordsWriter {
+            RecordsWriter {
+                bytes: Vec::with_capacity(bytes),
+                ..RecordsWriter::default()
+            }
+        }
+
         /// Keeps `record` exactly as it is.
         pub fn keep(&mut self, record: &RecordRef<'_>) {
             self.bytes.extend_from_slice(record.raw);
@@ -270,24 +293,43 @@ pub mod batch {
             value: Option<&[u8]>,
             headers: impl IntoIterator<Item = (&'h str, Option<&'h [u8]>)>,
         ) {
-            let body = &mut self.body;
-            body.clear();
-            body.push(0);
-            put_varint(body, record.timestamp_delta);
-            put_varint(body, record.offset_delta as i64);
-            put_bytes(body, key);
-            put_bytes(body, value);
-            let mut headers_bytes = Vec::new();
+            let headers_bytes = &mut self.headers;
+            headers_bytes.clear();
             let mut header_count = 0i64;
             for (k, v) in headers {
-                put_bytes(&mut headers_bytes, Some(k.as_bytes()));
-                put_bytes(&mut headers_bytes, v);
+                put_bytes(headers_bytes, Some(k.as_bytes()));
+                put_bytes(headers_bytes, v);
                 header_count += 1;
             }
-            put_varint(body, header_count);
-            body.extend_from_slice(&headers_bytes);
-            put_varint(&mut self.bytes, body.len() as i64);
-            self.bytes.extend_from_slice(&self.body);
+            let out = &mut self.bytes;
+            if same(key, record.key) && same(value, record.value) {
+                // Only the headers change: everything before them is copied as it is.
+                let body_len = record.up_to_headers.len() + varint_len(header_count) + headers_bytes.len();
+                out.reserve(varint_len(body_len as i64) + body_len);
+                put_varint(out, body_len as i64);
+                out.extend_from_slice(record.up_to_headers);
+                put_varint(out, header_count);
+                out.extend_from_slice(headers_bytes);
+                self.count += 1;
+                return;
+            }
+            // The length prefix comes first: size the record, reserve once, then write.
+            let body_len = 1
+                + varint_len(record.timestamp_delta)
+                + varint_len(record.offset_delta as i64)
+                + field_len(key)
+                + field_len(value)
+                + varint_len(header_count)
+                + headers_bytes.len();
+            out.reserve(varint_len(body_len as i64) + body_len);
+            put_varint(out, body_len as i64);
+            out.push(0);
+            put_varint(out, record.timestamp_delta);
+            put_varint(out, record.offset_delta as i64);
+            put_bytes(out, key);
+            put_bytes(out, value);
+            put_varint(out, header_count);
+            out.extend_from_slice(headers_bytes);
             self.count += 1;
         }
 
@@ -297,15 +339,50 @@ pub mod batch {
         }
     }
 
+    #[inline(always)]
     fn put_varint(out: &mut Vec<u8>, v: i64) {
         let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        while z >= 0x80 {
-            out.push((z as u8 & 0x7f) | 0x80);
-            z >>= 7;
+        if z < 0x80 {
+            out.push(z as u8);
+            return;
         }
-        out.push(z as u8);
+        let mut encoded = [0u8; 10];
+        let mut n = 0;
+        while z >= 0x80 {
+            encoded[n] = (z as u8 & 0x7f) | 0x80;
+            z >>= 7;
+            n += 1;
+        }
+        encoded[n] = z as u8;
+        out.extend_from_slice(&encoded[..=n]);
     }
 
+    /// Whether two fields are the very same bytes (not merely equal ones).
+    #[inline(always)]
+    fn same(a: Option<&[u8]>, b: Option<&[u8]>) -> bool {
+        match (a, b) {
+            (None, None) => true,
+            (Some(a), Some(b)) => std::ptr::eq(a, b),
+            _ => false,
+        }
+    }
+
+    #[inline(always)]
+    fn varint_len(v: i64) -> usize {
+        let z = ((v << 1) ^ (v >> 63)) as u64;
+        (64 - (z | 1).leading_zeros() as usize).div_ceil(7)
+    }
+
+    /// The encoded size of a bytes field.
+    #[inline(always)]
+    fn field_len(field: Option<&[u8]>) -> usize {
+        match field {
+            None => 1,
+            Some(b) => varint_len(b.len() as i64) + b.len(),
+        }
+    }
+
+    #[inline(always)]
     fn put_bytes(out: &mut Vec<u8>, field: Option<&[u8]>) {
         match field {
             None => put_varint(out, -1),
@@ -316,7 +393,27 @@ pub mod batch {
         }
     }
 
+    #[inline(always)]
     fn varint(buf: &mut &[u8]) -> Option<i64> {
+        // Nearly every varint in a record is one or two bytes (lengths up to 8 KiB, offset
+        // deltas up to 8191): decode those without the loop.
+        let zigzag = |z: u64| ((z >> 1) as i64) ^ -((z & 1) as i64);
+        let bytes: &[u8] = buf;
+        match bytes {
+            [first, rest @ ..] if *first < 0x80 => {
+                *buf = rest;
+                Some(zigzag(*first as u64))
+            }
+            [first, second, rest @ ..] if *second < 0x80 => {
+                *buf = rest;
+                Some(zigzag((*first & 0x7f) as u64 | (*second as u64) << 7))
+            }
+            _ => varint_long(buf),
+        }
+    }
+
+    #[inline(never)]
+    fn varint_long(buf: &mut &[u8]) -> Option<i64> {
         let mut value: u64 = 0;
         for shift in (0..64).step_by(7) {
             let (&byte, rest) = buf.split_first()?;
@@ -330,6 +427,7 @@ pub mod batch {
     }
 
     /// `Some(None)` is a null field; `None` a malformed one.
+    #[inline(always)]
     fn bytes_field<'a>(buf: &mut &'a [u8]) -> Option<Option<&'a [u8]>> {
         let len = varint(buf)?;
         if len < 0 {
@@ -341,6 +439,126 @@ pub mod batch {
         let (field, rest) = buf.split_at(len as usize);
         *buf = rest;
         Some(Some(field))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        type Fields<'a> = (
+            i64,
+            i32,
+            Option<&'a [u8]>,
+            Option<&'a [u8]>,
+            Vec<(&'a str, Option<&'a [u8]>)>,
+        );
+
+        /// Kafka's record encoding, written independently of the module's own writer.
+        fn encode(records: &[Fields<'_>]) -> Vec<u8> {
+            fn varint(out: &mut Vec<u8>, v: i64) {
+                let mut z = ((v << 1) ^ (v >> 63)) as u64;
+                loop {
+                    let byte = (z & 0x7f) as u8;
+                    z >>= 7;
+                    if z == 0 {
+                        out.push(byte);
+                        return;
+                    }
+                    out.push(byte | 0x80);
+                }
+            }
+            fn field(out: &mut Vec<u8>, f: Option<&[u8]>) {
+                match f {
+                    None => varint(out, -1),
+                    Some(b) => {
+                        varint(out, b.len() as i64);
+                        out.extend_from_slice(b);
+                    }
+                }
+            }
+            let mut out = Vec::new();
+            for (ts, od, key, value, headers) in records {
+                let mut body = vec![0];
+                varint(&mut body, *ts);
+                varint(&mut body, *od as i64);
+                field(&mut body, *key);
+                field(&mut body, *value);
+                varint(&mut body, headers.len() as i64);
+                for (k, v) in headers {
+                    field(&mut body, Some(k.as_bytes()));
+                    field(&mut body, *v);
+                }
+                varint(&mut out, body.len() as i64);
+                out.extend_from_slice(&body);
+            }
+            out
+        }
+
+        fn sample() -> Vec<Fields<'static>> {
+            static LONG: [u8; 20_000] = [7; 20_000];
+            vec![
+                (0, 0, Some(b"k"), Some(b"v"), vec![]),
+                (-5, 63, None, Some(&LONG[..200]), vec![("a", Some(b"1")), ("b", None)]),
+                (70_000, 9_000, Some(&LONG[..300]), None, vec![("stamp", Some(b"old"))]),
+                (1, 9_001, Some(b""), Some(&LONG), vec![]),
+            ]
+        }
+
+        fn fields<'a>(r: &RecordRef<'a>) -> Fields<'a> {
+            (r.timestamp_delta, r.offset_delta, r.key, r.value, r.headers().collect())
+        }
+
+        #[test]
+        fn records_read_back_what_was_encoded() {
+            let bytes = encode(&sample());
+            let records = Records::new(&bytes, 4);
+            let read: Vec<Fields<'_>> = records.iter().map(|r| fields(&r.unwrap())).collect();
+            assert_eq!(read, sample());
+            // A count past the bytes, or cut bytes, end in an error rather than a misread.
+            assert!(Records::new(&bytes, 5).iter().last().unwrap().is_err());
+            assert!(Records::new(&bytes[..bytes.len() - 1], 4).iter().any(|r| r.is_err()));
+        }
+
+        #[test]
+        fn writer_keeps_rewrites_and_restamps_exactly() {
+            let bytes = encode(&sample());
+            let records: Vec<RecordRef<'_>> = Records::new(&bytes, 4).iter().map(|r| r.unwrap()).collect();
+            // keep: byte for byte.
+            let mut kept = RecordsWriter::default();
+            records.iter().for_each(|r| kept.keep(r));
+            assert_eq!(kept.finish(), (bytes.clone(), 4));
+            // Only headers change (key and value passed through: the copying path) and the
+            // same with copies of key and value (the encoding path): identical bytes.
+            fn stamp<'a>(r: &RecordRef<'a>) -> Vec<(&'a str, Option<&'a [u8]>)> {
+                let mut headers: Vec<_> = r.headers().filter(|(k, _)| *k != "stamp").collect();
+                headers.push(("stamp", Some(b"new".as_slice())));
+                headers
+            }
+            let mut through = RecordsWriter::default();
+            let mut copied = RecordsWriter::default();
+            for r in &records {
+                through.write(r, r.key, r.value, stamp(r));
+                let (key, value) = (r.key.map(<[u8]>::to_vec), r.value.map(<[u8]>::to_vec));
+                copied.write(r, key.as_deref(), value.as_deref(), stamp(r));
+            }
+            let expected: Vec<Fields<'_>> = sample()
+                .into_iter()
+                .map(|(ts, od, k, v, h)| {
+                    let mut h: Vec<_> = h.into_iter().filter(|(k, _)| *k != "stamp").collect();
+                    h.push(("stamp", Some(b"new".as_slice())));
+                    (ts, od, k, v, h)
+                })
+                .collect();
+            let (through, n) = through.finish();
+            assert_eq!((through.clone(), n), copied.finish());
+            assert_eq!(through, encode(&expected));
+            // A new value is encoded with its own length.
+            let mut changed = RecordsWriter::default();
+            changed.write(&records[3], None, Some(b"short"), []);
+            let (out, n) = changed.finish();
+            assert_eq!(out, encode(&[(1, 9_001, None, Some(b"short"), vec![])]));
+            assert_eq!(n, 1);
+        }
     }
 }
 
@@ -381,21 +599,33 @@ macro_rules! export_batch_interceptor {
         {
             fn on_produce_batch(
                 ctx: $crate::BatchContext,
-                records: $crate::bindings::batch_interceptor::exports::strom::plugin::batch_interceptor::EncodedRecords,
+                records: Vec<u8>,
+                count: u32,
             ) -> Result<
                 $crate::bindings::batch_interceptor::exports::strom::plugin::batch_interceptor::BatchVerdict,
                 $crate::PluginError,
             > {
-                $crate::batch::__run_interceptor(ctx, records, <$t as $crate::batch::BatchInterceptor>::on_produce)
+                $crate::batch::__run_interceptor(
+                    ctx,
+                    &records,
+                    count,
+                    <$t as $crate::batch::BatchInterceptor>::on_produce,
+                )
             }
             fn on_fetch_batch(
                 ctx: $crate::BatchContext,
-                records: $crate::bindings::batch_interceptor::exports::strom::plugin::batch_interceptor::EncodedRecords,
+                records: Vec<u8>,
+                count: u32,
             ) -> Result<
                 $crate::bindings::batch_interceptor::exports::strom::plugin::batch_interceptor::BatchVerdict,
                 $crate::PluginError,
             > {
-                $crate::batch::__run_interceptor(ctx, records, <$t as $crate::batch::BatchInterceptor>::on_fetch)
+                $crate::batch::__run_interceptor(
+                    ctx,
+                    &records,
+                    count,
+                    <$t as $crate::batch::BatchInterceptor>::on_fetch,
+                )
             }
         }
         $crate::bindings::batch_interceptor::export_batch_interceptor_world!(__StromBatchInterceptorExport);

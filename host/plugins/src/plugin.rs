@@ -17,7 +17,7 @@ use crate::bindings::batch_partitioner::{BatchPartitionerPlugin, BatchPartitione
 use crate::bindings::interceptor::{InterceptorPlugin, InterceptorPluginPre};
 use crate::bindings::partitioner::{PartitionerPlugin, PartitionerPluginPre};
 use crate::bindings::sasl::{SaslPlugin, SaslPluginPre};
-use crate::bindings::{BatchContext, BatchVerdict, EncodedRecords, KafkaRecord, PluginError, SaslOutcome, Verdict};
+use crate::bindings::{BatchContext, BatchVerdict, KafkaRecord, PluginError, SaslOutcome, Verdict};
 use crate::codec;
 use crate::engine::{PluginEngine, EPOCH_TICK, PLUGIN_MEMORY_BYTES_LIMIT};
 use crate::state::{CredentialLookup, State};
@@ -556,17 +556,14 @@ impl LoadedPlugin {
                 timestamp_deltas,
             }));
         }
-        let input = EncodedRecords {
-            records: records.to_vec(),
-            count: count as u32,
-        };
+        let count = count as u32;
         let answer = self.with_instance(|store, bound| match bound {
             Bound::BatchInterceptor(i) if produce => i
                 .strom_plugin_batch_interceptor()
-                .call_on_produce_batch(store, ctx, &input),
+                .call_on_produce_batch(store, ctx, records, count),
             Bound::BatchInterceptor(i) => i
                 .strom_plugin_batch_interceptor()
-                .call_on_fetch_batch(store, ctx, &input),
+                .call_on_fetch_batch(store, ctx, records, count),
             _ => unreachable!("world checked at load"),
         })?;
         match answer.map_err(|e| self.refused(e))? {

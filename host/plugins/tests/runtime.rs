@@ -144,6 +144,59 @@ fn interceptor_config_reaches_the_plugin() {
 }
 
 #[test]
+fn batch_interceptor_rewrites_every_record_shape_exactly() {
+    // Through the SDK's batch reader and writer: one-, two- and three-byte varints (long
+    // values, offset deltas past 63 and 8191), null keys and values, headers kept and
+    // replaced. The answer must hold each record as it was plus the stamp, nothing else.
+    let rt = runtime();
+    let p = rt
+        .load(
+            "stamp@1",
+            &bytes(artifacts::HEADER_STAMP),
+            config(&[("header", "h"), ("value", "stamped")]),
+            Limits::default(),
+        )
+        .unwrap();
+    let mut records = Vec::new();
+    for i in 0..200 {
+        let mut r = record(Some(format!("key-{i}").as_bytes()), &vec![i as u8; (i * 97) % 300]);
+        r.offset_delta = if i == 199 { 9000 } else { i as i32 };
+        r.timestamp_ms = 1_000 + i as i64 * 37;
+        match i % 5 {
+            0 => r.key = None,
+            1 => r.value = None,
+            2 => r.headers.push(Header {
+                key: "other".into(),
+                value: None,
+            }),
+            3 => r.value = Some(vec![7; 20_000]),
+            _ => r.headers.clear(),
+        }
+        records.push(r);
+    }
+    let mut encoded = Vec::new();
+    strom_plugins::codec::encode_records(&records, 1_000, &mut encoded);
+    let replaced = p
+        .intercept_encoded(&ctx(), &encoded, records.len(), 1_000, 9000, true)
+        .unwrap()
+        .expect("header-stamp replaces every batch");
+    let got = strom_plugins::codec::decode_records(&replaced.records, replaced.count, 1_000).unwrap();
+    let want: Vec<KafkaRecord> = records
+        .into_iter()
+        .map(|mut r| {
+            r.headers.retain(|h| h.key != "h");
+            r.headers.push(Header {
+                key: "h".into(),
+                value: Some(b"stamped".to_vec()),
+            });
+            r
+        })
+        .collect();
+    assert_eq!(format!("{got:?}"), format!("{want:?}"));
+    assert_eq!(replaced.timestamp_deltas, (0, 199 * 37));
+}
+
+#[test]
 fn refusals_carry_the_plugins_error_code_and_message() {
     let rt = runtime();
     let p = rt

@@ -17,16 +17,15 @@ impl BatchPartitioner for Murmur2 {
         if partition_count == 0 {
             return Err(PluginError::invalid_record("the topic has no partitions"));
         }
-        records
-            .iter()
-            .map(|r| {
-                let r = r?;
-                Ok(match r.key.or(r.value) {
-                    Some(bytes) => (murmur2(bytes) & 0x7fff_ffff) as u32 % partition_count,
-                    None => 0,
-                })
-            })
-            .collect()
+        let mut partitions = Vec::with_capacity(records.len());
+        for record in records.iter() {
+            let record = record?;
+            partitions.push(match record.key.or(record.value) {
+                Some(bytes) => (murmur2(bytes) & 0x7fff_ffff) as u32 % partition_count,
+                None => 0,
+            });
+        }
+        Ok(partitions)
     }
 }
 

@@ -1,0 +1,91 @@
+//! The cost of one plugin call on a typical batch, measured in-process (no broker, no
+//! network): `cargo run --release -p strom-plugins --example call_cost [COMPONENT.wasm]`.
+//! It calls the shipped murmur2 batch partitioner and the header-stamp batch interceptor
+//! with a batch of 135 records (16-byte keys, 100-byte values: a 16 KiB producer batch)
+//! and prints the median time per call and per record, next to the same work done
+//! natively (parsing the records and hashing every key) for scale.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use strom_plugins::{artifacts, codec, BatchContext, KafkaRecord, Limits, PluginRuntime};
+
+const RECORDS: usize = 135;
+const CALLS: usize = 20_000;
+
+fn main() -> anyhow::Result<()> {
+    let records: Vec<KafkaRecord> = (0..RECORDS)
+        .map(|i| KafkaRecord {
+            offset_delta: i as i32,
+            timestamp_ms: 1_700_000_000_000,
+            key: Some(format!("key-{i:012}").into_bytes()),
+            value: Some(vec![(i % 251) as u8; 100]),
+            headers: Vec::new(),
+        })
+        .collect();
+    let mut encoded = Vec::new();
+    codec::encode_records(&records, 1_700_000_000_000, &mut encoded);
+    let runtime = PluginRuntime::new(None)?;
+    let load = |path: &str| -> anyhow::Result<strom_plugins::LoadedPlugin> {
+        let bytes = std::fs::read(path)?;
+        Ok(runtime.load("bench@1", &bytes, BTreeMap::new(), Limits::default())?)
+    };
+    let partitioner = load(artifacts::MURMUR2_PARTITIONER)?;
+    let interceptor = load(artifacts::HEADER_STAMP)?;
+    let ctx = BatchContext {
+        topic: "t".into(),
+        partition: 0,
+        partition_count: 4,
+        base_offset: -1,
+        producer_id: -1,
+        client_id: "bench".into(),
+        principal: "User:ANONYMOUS".into(),
+    };
+    report("murmur2 partitioner (batch)", || {
+        partitioner
+            .partition_encoded("t", 4, &encoded, RECORDS, 0)
+            .expect("partitioner call");
+    });
+    let mut one = Vec::new();
+    codec::encode_records(&records[..1], 1_700_000_000_000, &mut one);
+    report("murmur2 partitioner, 1 record", || {
+        partitioner
+            .partition_encoded("t", 4, &one, 1, 0)
+            .expect("partitioner call");
+    });
+    report("header-stamp interceptor (batch)", || {
+        interceptor
+            .intercept_encoded(&ctx, &encoded, RECORDS, 0, RECORDS as i32 - 1, true)
+            .expect("interceptor call");
+    });
+    report("native: check_records (host)", || {
+        codec::check_records(&encoded, RECORDS, RECORDS as i32 - 1).expect("well-formed");
+    });
+    Ok(())
+}
+
+/// Runs `call` CALLS times in rounds of 1000 and prints the median round (only the cases
+/// whose label contains the first argument, if one is given).
+fn report(label: &str, mut call: impl FnMut()) {
+    if std::env::args().nth(1).is_some_and(|only| !label.contains(&only)) {
+        return;
+    }
+    for _ in 0..1000 {
+        call();
+    }
+    let mut rounds: Vec<f64> = (0..CALLS / 1000)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..1000 {
+                call();
+            }
+            start.elapsed().as_secs_f64() * 1e6 / 1000.0
+        })
+        .collect();
+    rounds.sort_by(f64::total_cmp);
+    let us = rounds[rounds.len() / 2];
+    println!(
+        "{label:<36} {us:>8.2} µs per call of {RECORDS} records  {:>6.1} ns per record",
+        us * 1000.0 / RECORDS as f64
+    );
+}
