@@ -9,6 +9,7 @@ mod admin;
 mod broker;
 mod config;
 mod coordinator;
+mod frames;
 mod handlers;
 mod intercept;
 mod maintenance;

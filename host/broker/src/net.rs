@@ -1,5 +1,6 @@
 //! Networking: listeners, and one task per connection that reads size-prefixed frames,
 //! has the broker handle them in order, and writes the responses back in the same order.
+//! Frames are slices of what the socket delivered (see frames.rs), never copied.
 //!
 //! *Architecture invariant:* a bad frame costs only its own connection. Oversized size
 //! prefixes, garbage, unknown APIs and unsupported versions close that connection (or, for
@@ -10,15 +11,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ApiKey;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 use crate::broker::{Broker, RequestContext};
 use crate::config::listeners::SecurityProtocol;
+use crate::frames::{FrameReader, ReadError};
 use crate::handlers::api_versions;
 use crate::protocol::{self, FrameError};
 use crate::security::tls::principal_from_certificate;
@@ -179,7 +180,7 @@ where
 {
     let max_frame = broker.config.i64("socket.request.max.bytes");
     let idle = Duration::from_millis(broker.config.i64("connections.max.idle.ms").max(1) as u64);
-    let mut reader = BufReader::with_capacity(SOCKET_BUFFER_BYTES, read_half);
+    let mut reader = FrameReader::new(read_half, max_frame);
     let mut writer = BufWriter::with_capacity(SOCKET_BUFFER_BYTES, write_half);
     let mut ctx = RequestContext {
         listener,
@@ -189,26 +190,24 @@ where
         principal: Arc::clone(auth.principal()),
     };
     loop {
-        if reader.buffer().is_empty() {
+        if !reader.has_complete_frame() {
+            // No other request is here to be served at once: send what the earlier ones
+            // answered (a pipelining client waits for them before it sends more).
             writer.flush().await?;
         }
-        let size = tokio::select! {
-            size = reader.read_i32() => match size {
-                Ok(size) => size,
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-                Err(e) => return Err(e.into()),
+        let frame = tokio::select! {
+            frame = reader.next_frame() => match frame {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Ok(()),
+                Err(ReadError::Io(e)) => return Err(e.into()),
+                Err(ReadError::FrameSize { size, max }) => {
+                    tracing::warn!(%peer, size, max, "closing connection: request frame too large");
+                    return Err(ConnectionError::FrameSize { size, max });
+                }
             },
             _ = tokio::time::sleep(idle) => return Err(ConnectionError::Idle(idle)),
             _ = broker.shutdown_started() => return Ok(()),
         };
-        if size < 0 || size as i64 > max_frame {
-            tracing::warn!(%peer, size, max = max_frame, "closing connection: request frame too large");
-            return Err(ConnectionError::FrameSize { size, max: max_frame });
-        }
-        let mut frame = BytesMut::zeroed(size as usize);
-        tokio::time::timeout(idle, reader.read_exact(&mut frame))
-            .await
-            .map_err(|_| ConnectionError::Idle(idle))??;
         if auth.expects_raw_token() {
             // After a v0 SaslHandshake the client sends bare SASL tokens, not requests.
             let reply = auth.raw_token(broker, &frame);
@@ -219,7 +218,7 @@ where
             ctx.principal = Arc::clone(auth.principal());
             continue;
         }
-        let request = match protocol::parse_request(frame.freeze()) {
+        let request = match protocol::parse_request(frame) {
             Ok(request) => request,
             Err(FrameError::UnsupportedApiVersions {
                 version,
