@@ -481,7 +481,7 @@ mod tests {
     fn stamped_batches_are_valid_and_carry_the_new_time() {
         let pool = Bytes::from(random_bytes(1 << 16, 7));
         for compression in [CompressionType::None, CompressionType::Lz4] {
-            let template = BatchTemplate::new(50, 100, &pool, compression).unwrap();
+            let template = BatchTemplate::new(50, 100, &pool, &[], compression).unwrap();
             let mut stamped = template.stamp(1_700_000_123_456);
             let set = RecordBatchDecoder::decode(&mut stamped).expect("CRC must match");
             assert_eq!(set.records.len(), 50);
@@ -495,8 +495,27 @@ mod tests {
     fn batch_size_follows_batch_bytes() {
         let pool = Bytes::from(random_bytes(1 << 20, 7));
         let per_batch = (16384 - BATCH_HEADER) / (100 + RECORD_OVERHEAD);
-        let template = BatchTemplate::new(per_batch, 100, &pool, CompressionType::None).unwrap();
+        let template = BatchTemplate::new(per_batch, 100, &pool, &[], CompressionType::None).unwrap();
         assert!(template.bytes.len() <= 16384, "{}", template.bytes.len());
         assert!(template.bytes.len() > 16384 - 2 * (100 + RECORD_OVERHEAD));
+    }
+
+    #[test]
+    fn keyed_batches_carry_distinct_keys_that_hash_to_their_partition() {
+        let pool = Bytes::from(random_bytes(1 << 16, 7));
+        for partition in 0..4 {
+            let keys = keys_for(partition, 4, 16, 40);
+            let template = BatchTemplate::new(40, 100, &pool, &keys, CompressionType::None).unwrap();
+            let set = RecordBatchDecoder::decode(&mut template.stamp(1)).unwrap();
+            let read: Vec<Bytes> = set.records.iter().map(|r| r.key.clone().unwrap()).collect();
+            assert_eq!(read, keys);
+            assert!(read.iter().all(|k| k.len() == 16));
+            assert!(read
+                .iter()
+                .all(|k| crate::partitioner::partition_for_key(k, 4) == partition));
+            let distinct: std::collections::HashSet<_> = read.iter().collect();
+            assert_eq!(distinct.len(), 40);
+        }
+        assert!(keys_for(0, 4, 0, 40).is_empty(), "no key size, no keys");
     }
 }
