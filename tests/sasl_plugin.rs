@@ -312,4 +312,17 @@ fn a_plugin_mechanism_authenticates_kafka_python_end_to_end() {
         .as_u64()
         .unwrap_or_else(|| panic!("no failures: {stats}"));
     assert!(calls >= 8 && failures >= 2, "{stats}");
+
+    // A plugin the broker's sasl.mechanism.plugins names cannot be deleted; logins go on.
+    let refused_delete = json_of(
+        "delete",
+        http(&admin, "DELETE", "/v1/plugins/hmac-challenge/1", b""),
+        409,
+    );
+    let reason = refused_delete["error"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains(MECHANISM) && reason.contains("sasl.mechanism.plugins"),
+        "{refused_delete}"
+    );
+    assert_eq!(authenticate(&sasl, "alice", "alice-secret").0, 0);
 }

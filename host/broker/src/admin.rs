@@ -119,7 +119,7 @@ async fn upload(
 }
 
 async fn delete(State(broker): State<Arc<Broker>>, Path((name, version)): Path<(String, String)>) -> Response {
-    match broker.plugins.delete(&broker.metadata, &name, &version) {
+    match broker.plugins.delete(&broker.config, &broker.metadata, &name, &version) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(r) => refusal(r),
     }

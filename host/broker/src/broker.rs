@@ -61,7 +61,10 @@ impl Broker {
             config.i64("offsets.topic.num.partitions") as i32,
         );
         let offset_records = coordinator.load(&partitions, image.as_ref())?;
-        let plugins = crate::plugins::PluginManager::new(config.log_dir.join(PLUGIN_CACHE_DIR))?;
+        let plugins = crate::plugins::PluginManager::new(
+            config.log_dir.join(PLUGIN_CACHE_DIR),
+            config.i64("plugins.memory.total.bytes.max").max(0) as usize,
+        )?;
         crate::security::validate_config(&config)?;
         let mut tls = BTreeMap::new();
         for listener in config.listeners.iter().filter(|l| l.protocol.uses_tls()) {

@@ -57,6 +57,8 @@ pub struct PluginManager {
     loaded: Mutex<HashMap<AttachmentKey, Arc<LoadedPlugin>>>,
     /// Per topic: the configs the cached plugins were resolved from.
     topics: Mutex<HashMap<String, ResolvedTopic>>,
+    /// Whether any topic attaches a plugin, as of a metadata version.
+    attached_as_of: Mutex<Option<(u64, bool)>>,
 }
 
 /// An upload refused, with the HTTP status to answer.
@@ -83,11 +85,15 @@ pub struct Uploaded {
 }
 
 impl PluginManager {
-    pub fn new(cache_dir: std::path::PathBuf) -> anyhow::Result<PluginManager> {
+    /// `memory_total`: what all plugin instances' memories may hold together.
+    pub fn new(cache_dir: std::path::PathBuf, memory_total: usize) -> anyhow::Result<PluginManager> {
+        let runtime = PluginRuntime::new(Some(cache_dir))?;
+        runtime.set_memory_total(memory_total);
         Ok(PluginManager {
-            runtime: PluginRuntime::new(Some(cache_dir))?,
+            runtime,
             loaded: Mutex::new(HashMap::new()),
             topics: Mutex::new(HashMap::new()),
+            attached_as_of: Mutex::new(None),
         })
     }
 
@@ -147,11 +153,30 @@ impl PluginManager {
         }
     }
 
-    /// Deletes `name@version` unless a topic still uses it.
-    pub fn delete(&self, metadata: &strom_metadata::MetadataStore, name: &str, version: &str) -> Result<(), Refusal> {
+    /// Deletes `name@version` unless a topic still uses it or the broker's
+    /// `sasl.mechanism.plugins` names it.
+    pub fn delete(
+        &self,
+        config: &BrokerConfig,
+        metadata: &strom_metadata::MetadataStore,
+        name: &str,
+        version: &str,
+    ) -> Result<(), Refusal> {
+        let id = format!("{name}@{version}");
         let committed = metadata.submit_with(|image| {
             if image.plugin(name, version).is_none() {
                 return Err(Refusal::new(404, format!("plugin {name}@{version} does not exist")));
+            }
+            if let Some((mechanism, _)) = crate::security::plugin_mechanisms(config)
+                .into_iter()
+                .find(|(_, plugin)| *plugin == id)
+            {
+                return Err(Refusal::new(
+                    409,
+                    format!(
+                        "plugin {id} provides SASL mechanism {mechanism} (sasl.mechanism.plugins); change that setting first"
+                    ),
+                ));
             }
             let users = users(image, &format!("{name}@{version}"));
             if !users.is_empty() {
@@ -189,6 +214,25 @@ impl PluginManager {
                 let (pc, pf) = p.stats();
                 (c + pc, f + pf)
             })
+    }
+
+    /// Whether any topic attaches a plugin (through its own configs or the broker's
+    /// defaults); worked out once per metadata version, so a broker that uses no plugins
+    /// pays one comparison per produce request for asking.
+    pub fn any_attached(&self, config: &BrokerConfig, image: &MetadataImage) -> bool {
+        let mut cached = self.attached_as_of.lock();
+        if let Some((applied, attached)) = *cached {
+            if applied == image.applied {
+                return attached;
+            }
+        }
+        let attached = image.topics().any(|topic| {
+            ATTACHMENT_KEYS
+                .iter()
+                .any(|k| topic_config::effective(config, &topic.configs, k).is_some_and(|v| !v.trim().is_empty()))
+        });
+        *cached = Some((image.applied, attached));
+        attached
     }
 
     /// The plugins attached to `topic`, or `None` if it attaches none. Cached per version

@@ -13,7 +13,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use crate::bindings::partitioner::strom::plugin::host;
 use crate::bindings::sasl::strom::plugin::credentials;
-use crate::state::State;
+use crate::state::{MemoryBudget, State};
 
 /// How often the engine's epoch advances: the granularity of call time budgets.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
@@ -21,10 +21,14 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 const POOLED_INSTANCES_MAX: u32 = 256;
 /// The largest linear memory any plugin may be configured with.
 pub const PLUGIN_MEMORY_BYTES_LIMIT: usize = 1 << 30;
+/// What all plugin memories together may hold unless the embedder says otherwise.
+pub const PLUGIN_MEMORY_TOTAL_BYTES_DEFAULT: usize = 2 << 30;
 
 pub struct PluginEngine {
     pub engine: Engine,
     pub linker: Linker<State>,
+    /// What all instances' memories hold together, and the cap.
+    pub memory: Arc<MemoryBudget>,
     cache_dir: Option<PathBuf>,
     stop: Arc<AtomicBool>,
 }
@@ -67,6 +71,7 @@ impl PluginEngine {
         Ok(PluginEngine {
             engine,
             linker,
+            memory: Arc::new(MemoryBudget::new(PLUGIN_MEMORY_TOTAL_BYTES_DEFAULT)),
             cache_dir,
             stop,
         })

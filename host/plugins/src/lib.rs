@@ -43,6 +43,18 @@ impl PluginRuntime {
         })
     }
 
+    /// Caps what the memories of all instances of all plugins may hold together (default
+    /// [`engine::PLUGIN_MEMORY_TOTAL_BYTES_DEFAULT`]): past it, a plugin whose memory must
+    /// grow fails that call with [`CallError::MemoryExhausted`].
+    pub fn set_memory_total(&self, bytes: usize) {
+        self.engine.memory.set_max(bytes);
+    }
+
+    /// Bytes all plugin memories hold now.
+    pub fn memory_used(&self) -> usize {
+        self.engine.memory.used()
+    }
+
     /// Checks that `bytes` are a component exporting a Strom world with imports Strom
     /// provides; returns the world.
     pub fn inspect(&self, bytes: &[u8]) -> Result<World, LoadError> {

@@ -20,7 +20,7 @@ use crate::bindings::sasl::{SaslPlugin, SaslPluginPre};
 use crate::bindings::{BatchContext, BatchVerdict, KafkaRecord, PluginError, SaslOutcome, Verdict};
 use crate::codec;
 use crate::engine::{PluginEngine, EPOCH_TICK, PLUGIN_MEMORY_BYTES_LIMIT};
-use crate::state::{CredentialLookup, State};
+use crate::state::{CredentialLookup, MemoryBudget, MemoryRefusal, State};
 
 /// Idle instances kept per loaded plugin.
 const POOL_INSTANCES_MAX: usize = 8;
@@ -126,6 +126,12 @@ pub enum CallError {
         plugin: String,
         bytes: usize,
     },
+    /// The plugin's memory could not grow because all plugins together hold the total
+    /// their runtime allows.
+    MemoryExhausted {
+        plugin: String,
+        total_bytes: usize,
+    },
     Trap {
         plugin: String,
         message: String,
@@ -147,6 +153,10 @@ impl fmt::Display for CallError {
             CallError::OutOfMemory { plugin, bytes } => {
                 write!(f, "plugin {plugin} exceeded its memory limit of {bytes} bytes")
             }
+            CallError::MemoryExhausted { plugin, total_bytes } => write!(
+                f,
+                "plugin {plugin} needed more memory, but all plugins together already hold the broker's total of {total_bytes} bytes for plugins"
+            ),
             CallError::Trap { plugin, message } => write!(f, "plugin {plugin} trapped: {message}"),
             CallError::BadAnswer { plugin, message } => write!(f, "plugin {plugin} gave an invalid answer: {message}"),
         }
@@ -183,6 +193,7 @@ pub struct LoadedPlugin {
     pub limits: Limits,
     config: Arc<BTreeMap<String, String>>,
     engine: wasmtime::Engine,
+    memory: Arc<MemoryBudget>,
     pre: Pre,
     pool: Mutex<Vec<Instance>>,
     calls: AtomicU64,
@@ -255,6 +266,7 @@ impl LoadedPlugin {
             limits,
             config: Arc::new(config),
             engine: engine.engine.clone(),
+            memory: Arc::clone(&engine.memory),
             pre,
             pool: Mutex::new(Vec::new()),
             calls: AtomicU64::new(0),
@@ -289,6 +301,7 @@ impl LoadedPlugin {
                 Arc::clone(&self.id),
                 Arc::clone(&self.config),
                 self.limits.memory_bytes_max,
+                Arc::clone(&self.memory),
             ),
         );
         store.limiter(|state| state);
@@ -309,11 +322,20 @@ impl LoadedPlugin {
 
     fn classify(&self, store: &Store<State>, error: wasmtime::Error) -> CallError {
         let plugin = self.id.to_string();
-        if store.data().out_of_memory {
-            return CallError::OutOfMemory {
-                plugin,
-                bytes: self.limits.memory_bytes_max,
-            };
+        match store.data().out_of_memory {
+            Some(MemoryRefusal::OwnLimit) => {
+                return CallError::OutOfMemory {
+                    plugin,
+                    bytes: self.limits.memory_bytes_max,
+                }
+            }
+            Some(MemoryRefusal::Total) => {
+                return CallError::MemoryExhausted {
+                    plugin,
+                    total_bytes: self.memory.max(),
+                }
+            }
+            None => {}
         }
         if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
             return CallError::Timeout {

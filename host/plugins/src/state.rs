@@ -3,6 +3,7 @@
 //! SASL step only) the broker's credential lookup.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use wasmtime::ResourceLimiter;
@@ -16,12 +17,68 @@ use crate::bindings::ScramCredential;
 /// user's stored SCRAM credential for that mechanism.
 pub type CredentialLookup = Arc<dyn Fn(&str, &str) -> Option<ScramCredential> + Send + Sync>;
 
+/// The linear memory of every plugin instance together (idle pooled ones included), and
+/// its cap: one plugin's limit keeps it from taking everything, this keeps many plugins
+/// (or many instances of one) from taking the broker's memory together.
+#[derive(Debug)]
+pub struct MemoryBudget {
+    used: AtomicUsize,
+    max: AtomicUsize,
+}
+
+impl MemoryBudget {
+    pub fn new(max: usize) -> MemoryBudget {
+        MemoryBudget {
+            used: AtomicUsize::new(0),
+            max: AtomicUsize::new(max),
+        }
+    }
+
+    pub fn set_max(&self, max: usize) {
+        self.max.store(max, Ordering::Relaxed);
+    }
+
+    pub fn max(&self) -> usize {
+        self.max.load(Ordering::Relaxed)
+    }
+
+    /// Bytes held by plugin memories now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn try_charge(&self, bytes: usize) -> bool {
+        let max = self.max();
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|total| *total <= max)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::AcqRel);
+    }
+}
+
+/// Why a guest's memory could not grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryRefusal {
+    /// Past this plugin's own limit.
+    OwnLimit,
+    /// Past what all plugins together may hold.
+    Total,
+}
+
 pub struct State {
     pub plugin: Arc<str>,
     pub config: Arc<BTreeMap<String, String>>,
     pub memory_bytes_max: usize,
-    /// Set when the guest tried to grow past `memory_bytes_max`.
-    pub out_of_memory: bool,
+    /// Set when the guest tried to grow past a limit.
+    pub out_of_memory: Option<MemoryRefusal>,
+    budget: Arc<MemoryBudget>,
+    /// What this instance's memories hold of `budget`, given back when it is dropped.
+    charged: usize,
     /// Set for the duration of a SASL step; `None` answers every lookup with "no such user".
     pub credentials: Option<CredentialLookup>,
     wasi: WasiCtx,
@@ -29,12 +86,19 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(plugin: Arc<str>, config: Arc<BTreeMap<String, String>>, memory_bytes_max: usize) -> State {
+    pub fn new(
+        plugin: Arc<str>,
+        config: Arc<BTreeMap<String, String>>,
+        memory_bytes_max: usize,
+        budget: Arc<MemoryBudget>,
+    ) -> State {
         State {
             plugin,
             config,
             memory_bytes_max,
-            out_of_memory: false,
+            out_of_memory: None,
+            budget,
+            charged: 0,
             credentials: None,
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
@@ -52,19 +116,35 @@ impl WasiView for State {
 }
 
 impl ResourceLimiter for State {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.memory_bytes_max {
-            self.out_of_memory = true;
+            self.out_of_memory = Some(MemoryRefusal::OwnLimit);
             wasmtime::bail!(
                 "plugin memory limit of {} bytes exceeded (wanted {desired})",
                 self.memory_bytes_max
             );
         }
+        let growth = desired.saturating_sub(current);
+        if !self.budget.try_charge(growth) {
+            self.out_of_memory = Some(MemoryRefusal::Total);
+            wasmtime::bail!(
+                "all plugins together may hold {} bytes of memory, and {} are held",
+                self.budget.max(),
+                self.budget.used()
+            );
+        }
+        self.charged += growth;
         Ok(true)
     }
 
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= TABLE_ELEMENTS_MAX)
+    }
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        self.budget.release(self.charged);
     }
 }
 

@@ -101,6 +101,61 @@ fn murmur2_partitioner_matches_kafkas_default_partitioner() {
 }
 
 #[test]
+fn murmur2_partitioner_agrees_with_kafka_for_many_keys_and_partition_counts() {
+    // Kafka's Utils.murmur2, written out here as the reference.
+    fn reference(data: &[u8]) -> u32 {
+        const M: u32 = 0x5bd1_e995;
+        let mut h: u32 = 0x9747_b28c ^ data.len() as u32;
+        let mut chunks = data.chunks_exact(4);
+        for c in &mut chunks {
+            let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]).wrapping_mul(M);
+            k ^= k >> 24;
+            h = h.wrapping_mul(M) ^ k.wrapping_mul(M);
+        }
+        let rest = chunks.remainder();
+        if rest.len() >= 3 {
+            h ^= (rest[2] as u32) << 16;
+        }
+        if rest.len() >= 2 {
+            h ^= (rest[1] as u32) << 8;
+        }
+        if !rest.is_empty() {
+            h ^= rest[0] as u32;
+            h = h.wrapping_mul(M);
+        }
+        h ^= h >> 13;
+        h = h.wrapping_mul(M);
+        (h ^ (h >> 15)) & 0x7fff_ffff
+    }
+    let rt = runtime();
+    let p = rt
+        .load(
+            "murmur2@1",
+            &bytes(artifacts::MURMUR2_PARTITIONER),
+            BTreeMap::new(),
+            Limits::default(),
+        )
+        .unwrap();
+    let records: Vec<KafkaRecord> = (0..500)
+        .map(|i| record(Some(format!("customer-{}", i * 7919).as_bytes()), b"v"))
+        .collect();
+    let mut encoded = Vec::new();
+    strom_plugins::codec::encode_records(&records, 0, &mut encoded);
+    for partitions in [1u32, 2, 3, 7, 12, 64, 1000, 4093] {
+        let want: Vec<u32> = records
+            .iter()
+            .map(|r| reference(r.key.as_deref().unwrap()) % partitions)
+            .collect();
+        assert_eq!(
+            p.partition_encoded("t", partitions, &encoded, records.len(), 0)
+                .unwrap(),
+            want,
+            "{partitions} partitions"
+        );
+    }
+}
+
+#[test]
 fn typed_partitioner_takes_encoded_batches_too() {
     let rt = runtime();
     let p = rt
@@ -194,6 +249,47 @@ fn batch_interceptor_rewrites_every_record_shape_exactly() {
         .collect();
     assert_eq!(format!("{got:?}"), format!("{want:?}"));
     assert_eq!(replaced.timestamp_deltas, (0, 199 * 37));
+}
+
+#[test]
+fn plugins_together_stay_within_the_memory_total() {
+    let rt = runtime();
+    rt.set_memory_total(24 << 20);
+    // The hog's own limit would allow 64 MiB; the total stops it first.
+    let limits = Limits {
+        memory_bytes_max: 64 << 20,
+        call_ms_max: 5_000,
+    };
+    let hog = rt
+        .load(
+            "hog@1",
+            &bytes(artifacts::TEST_MISBEHAVE),
+            config(&[("mode", "oom")]),
+            limits,
+        )
+        .unwrap();
+    let err = hog.on_produce(&ctx(), &[record(None, b"x")]).unwrap_err();
+    assert_eq!(
+        err,
+        CallError::MemoryExhausted {
+            plugin: "hog@1".into(),
+            total_bytes: 24 << 20
+        }
+    );
+    assert!(err.to_string().contains("all plugins together"), "{err}");
+    // The failed instance gave its memory back, so other plugins still run.
+    assert_eq!(rt.memory_used(), 0);
+    let stamp = rt
+        .load(
+            "stamp@1",
+            &bytes(artifacts::HEADER_STAMP),
+            BTreeMap::new(),
+            Limits::default(),
+        )
+        .unwrap();
+    assert!(stamp.on_produce(&ctx(), &[record(None, b"x")]).is_ok());
+    let held = rt.memory_used();
+    assert!(held > 0 && held <= 24 << 20, "the pooled instance holds {held} bytes");
 }
 
 #[test]

@@ -17,15 +17,46 @@ impl BatchPartitioner for Murmur2 {
         if partition_count == 0 {
             return Err(PluginError::invalid_record("the topic has no partitions"));
         }
+        let modulo = Modulo::new(partition_count);
         let mut partitions = Vec::with_capacity(records.len());
         for record in records.iter() {
             let record = record?;
             partitions.push(match record.key.or(record.value) {
-                Some(bytes) => (murmur2(bytes) & 0x7fff_ffff) as u32 % partition_count,
+                Some(bytes) => modulo.of((murmur2(bytes) & 0x7fff_ffff) as u32),
                 None => 0,
             });
         }
         Ok(partitions)
+    }
+}
+
+/// `x % divisor` by multiplication (Lemire's fastmod): a division costs more than the
+/// whole murmur2 of a short key, and the divisor is the same for the whole batch.
+#[derive(Clone, Copy)]
+struct Modulo {
+    divisor: u32,
+    /// ceil(2^64 / divisor); unused for a divisor of 1.
+    inverse: u64,
+}
+
+impl Modulo {
+    fn new(divisor: u32) -> Modulo {
+        Modulo {
+            divisor,
+            inverse: (u64::MAX / divisor as u64).wrapping_add(1),
+        }
+    }
+
+    #[inline(always)]
+    fn of(self, x: u32) -> u32 {
+        if self.divisor == 1 {
+            return 0;
+        }
+        // The top 32 bits of (inverse * x mod 2^64) * divisor, with 64-bit products only
+        // (WebAssembly has no 64x64->128 multiply).
+        let low = self.inverse.wrapping_mul(x as u64);
+        let d = self.divisor as u64;
+        (((low >> 32) * d + (((low & 0xffff_ffff) * d) >> 32)) >> 32) as u32
     }
 }
 
@@ -62,3 +93,26 @@ pub fn murmur2(data: &[u8]) -> i32 {
 }
 
 strom_plugin_sdk::export_batch_partitioner!(Murmur2);
+
+#[cfg(test)]
+mod tests {
+    use super::Modulo;
+
+    #[test]
+    fn modulo_matches_the_remainder_operator() {
+        let divisors = [1u32, 2, 3, 4, 7, 10, 12, 64, 100, 1000, 4093, 65_536, 1 << 20, 0x7fff_ffff, u32::MAX];
+        let mut x = 0x9747_b28cu32;
+        for d in divisors {
+            let m = Modulo::new(d);
+            for edge in [0, 1, d - 1, d, d.wrapping_add(1), u32::MAX, 0x7fff_ffff] {
+                assert_eq!(m.of(edge), edge % d, "{edge} % {d}");
+            }
+            for _ in 0..100_000 {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                assert_eq!(m.of(x), x % d, "{x} % {d}");
+            }
+        }
+    }
+}

@@ -100,6 +100,7 @@ pub static SETTINGS: &[Setting] = &[
     s("interceptors.fetch", "", List, Some("interceptors.fetch"), "Record interceptor plugins NAME@VERSION run in order on fetched batches; what is stored does not change."),
     s("plugins.call.ms.max", "100", Long, Some("plugins.call.ms.max"), "Time budget of one plugin call; a plugin over budget fails that call."),
     s("plugins.memory.bytes.max", "67108864", Long, Some("plugins.memory.bytes.max"), "Linear memory a plugin instance may grow to (at most 1 GiB)."),
+    s("plugins.memory.total.bytes.max", "2147483648", Long, None, "Linear memory all plugin instances together may hold (idle pooled instances included); a plugin that would grow past it fails that call."),
     s("ssl.keystore.type", "PEM", String, None, "Format of ssl.keystore.location; PEM is the only one supported."),
     s("ssl.keystore.location", "", String, None, "PEM file with the listener's certificate chain and its unencrypted private key (PKCS#8, RSA or EC), as Kafka's PEM keystore. Required by SSL and SASL_SSL listeners. Per listener: listener.name.<name>.ssl.keystore.location."),
     s("ssl.truststore.type", "PEM", String, None, "Format of ssl.truststore.location; PEM is the only one supported."),
@@ -216,6 +217,9 @@ pub fn validate(setting: &Setting, value: &str) -> Result<(), std::string::Strin
                 bad("must be between 65536 and 1073741824")
             }
             ("plugins.call.ms.max", v) if v.parse::<i64>().is_ok_and(|n| n < 1) => bad("must be at least 1"),
+            ("plugins.memory.total.bytes.max", v) if v.parse::<i64>().is_ok_and(|n| n < 1 << 20) => {
+                bad("must be at least 1048576 (1 MiB)")
+            }
             ("compression.type", v) if v != "producer" => {
                 bad("only producer is supported: batches are stored as the producer compressed them")
             }
