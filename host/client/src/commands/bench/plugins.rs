@@ -61,8 +61,7 @@ impl PluginsBench {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        // (label, topic configs, records per round)
-        let mut cases: Vec<(&str, Vec<(String, String)>, u64)> = vec![("no plugin", Vec::new(), self.records)];
+        let mut cases: Vec<Case> = vec![("no plugin", Vec::new(), self.records)];
         let partitioner = upload(&api, "bench-murmur2", &self.rust_partitioner).await?;
         cases.push((
             "Rust partitioner (route)",
@@ -192,6 +191,10 @@ impl PluginsBench {
         Ok(())
     }
 }
+
+/// One benchmark case: its label, the topic configs that attach its plugin, and the
+/// records it produces per round.
+type Case = (&'static str, Vec<(String, String)>, u64);
 
 /// One case's measurements in one round.
 #[derive(Debug, Clone)]
