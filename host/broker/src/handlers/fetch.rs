@@ -66,43 +66,54 @@ pub async fn handle(broker: &Broker, ctx: &RequestContext, request: FetchRequest
 /// the transformed records; the log is not touched.
 async fn intercept_fetched(broker: &Broker, ctx: &RequestContext, mut response: FetchResponse) -> FetchResponse {
     let image = broker.metadata.image();
-    for topic in &mut response.responses {
-        let found = if ctx.version >= 13 {
-            image.topic_by_id(&topic.topic_id)
-        } else {
-            image.topic(&topic.topic.0)
-        };
-        let Some(topic_image) = found else { continue };
-        let plugins = match broker.plugins.for_topic(&broker.config, &image, topic_image) {
-            Ok(Some(plugins)) if !plugins.fetch.is_empty() => plugins,
-            _ => continue,
-        };
-        for data in &mut topic.partitions {
-            let Some(stored) = data.records.clone().filter(|r| !r.is_empty()) else {
+    if !broker.plugins.any_attached(&broker.config, &image) {
+        return response;
+    }
+    // (plugins, topic name, partition count) of each topic that has fetch interceptors.
+    let attached: Vec<_> = response
+        .responses
+        .iter()
+        .map(|topic| {
+            let found = if ctx.version >= 13 {
+                image.topic_by_id(&topic.topic_id)
+            } else {
+                image.topic(&topic.topic.0)
+            };
+            let topic_image = found?;
+            match broker.plugins.for_topic(&broker.config, &image, topic_image) {
+                Ok(Some(plugins)) if !plugins.fetch.is_empty() => {
+                    Some((plugins, topic_image.name.clone(), topic_image.partitions))
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    if attached.iter().all(Option::is_none) {
+        return response;
+    }
+    let principal = ctx.principal.to_string();
+    // All of it in place, with the worker marked as blocking once (as on the produce path).
+    tokio::task::block_in_place(|| {
+        for (topic, attached) in response.responses.iter_mut().zip(&attached) {
+            let Some((plugins, name, count)) = attached else {
                 continue;
             };
-            let (plugins, name, count, client, principal) = (
-                Arc::clone(&plugins),
-                topic_image.name.clone(),
-                topic_image.partitions,
-                ctx.client_id.clone(),
-                ctx.principal.to_string(),
-            );
-            let index = data.partition_index;
-            // In place, as on the produce path: the worker is marked as blocking meanwhile.
-            let transformed = tokio::task::block_in_place(|| {
-                intercept::transform_fetched(&plugins, &name, index, count, &client, &principal, &stored)
-            });
-            match transformed {
-                Ok(bytes) => data.records = Some(bytes),
-                Err((code, message)) => {
-                    tracing::warn!(topic = %topic_image.name, partition = index, %message, "fetch interceptor failed");
-                    data.error_code = code.code();
-                    data.records = None;
+            for data in &mut topic.partitions {
+                let Some(stored) = data.records.clone().filter(|r| !r.is_empty()) else {
+                    continue;
+                };
+                let index = data.partition_index;
+                match intercept::transform_fetched(plugins, name, index, *count, &ctx.client_id, &principal, &stored) {
+                    Ok(bytes) => data.records = Some(bytes),
+                    Err((code, message)) => {
+                        tracing::warn!(topic = %name, partition = index, %message, "fetch interceptor failed");
+                        data.error_code = code.code();
+                        data.records = None;
+                    }
                 }
             }
         }
-    }
+    });
     response
 }
 
