@@ -154,8 +154,8 @@ fn sasl_handshake(addr: &str, mechanism: &str) -> (TcpStream, i16, Vec<String>) 
     (s, code, mechanisms)
 }
 
-/// SaslAuthenticate v1: (error code, error message, auth bytes).
-fn sasl_authenticate(s: &mut TcpStream, auth_bytes: &[u8]) -> (i16, Option<String>, Vec<u8>) {
+/// SaslAuthenticate v1: (error code, error message, auth bytes, session lifetime in ms).
+fn sasl_authenticate(s: &mut TcpStream, auth_bytes: &[u8]) -> (i16, Option<String>, Vec<u8>, i64) {
     let mut body = (auth_bytes.len() as i32).to_be_bytes().to_vec();
     body.extend_from_slice(auth_bytes);
     let r = request(s, 36, 1, &body);
@@ -168,7 +168,9 @@ fn sasl_authenticate(s: &mut TcpStream, auth_bytes: &[u8]) -> (i16, Option<Strin
         (Some(String::from_utf8_lossy(&r[4..end]).to_string()), end)
     };
     let n = i32::from_be_bytes(r[at..at + 4].try_into().unwrap()).max(0) as usize;
-    (code, message, r[at + 4..at + 4 + n].to_vec())
+    let lifetime_at = at + 4 + n;
+    let lifetime = i64::from_be_bytes(r[lifetime_at..lifetime_at + 8].try_into().unwrap());
+    (code, message, r[at + 4..at + 4 + n].to_vec(), lifetime)
 }
 
 fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
@@ -179,14 +181,15 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
 }
 
 /// The whole STROM-HMAC-SHA256 exchange on the wire, written independently of the Python
-/// helper: (error code of the last step, its error message, seconds it took).
-fn authenticate(addr: &str, user: &str, password: &str) -> (i16, Option<String>, f64) {
+/// helper: (error code of the last step, its error message, seconds it took, the session
+/// lifetime the broker announced).
+fn authenticate(addr: &str, user: &str, password: &str) -> (i16, Option<String>, f64, i64) {
     use base64::Engine as _;
     use sha2::Digest as _;
     let started = Instant::now();
     let (mut s, code, _) = sasl_handshake(addr, MECHANISM);
     assert_eq!(code, 0, "handshake for {user}");
-    let (code, message, challenge) = sasl_authenticate(&mut s, user.as_bytes());
+    let (code, message, challenge, _) = sasl_authenticate(&mut s, user.as_bytes());
     assert_eq!(code, 0, "client-first of {user}: {message:?}");
     let json: Value = serde_json::from_slice(&challenge).expect("the challenge is JSON");
     let b64 = |field: &str| {
@@ -204,8 +207,8 @@ fn authenticate(addr: &str, user: &str, password: &str) -> (i16, Option<String>,
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let (code, message, _) = sasl_authenticate(&mut s, proof.as_bytes());
-    (code, message, started.elapsed().as_secs_f64())
+    let (code, message, _, lifetime_ms) = sasl_authenticate(&mut s, proof.as_bytes());
+    (code, message, started.elapsed().as_secs_f64(), lifetime_ms)
 }
 
 #[test]
@@ -219,6 +222,8 @@ fn a_plugin_mechanism_authenticates_kafka_python_end_to_end() {
             ("admin.listener", admin.as_str()),
             ("sasl.enabled.mechanisms", mechanisms.as_str()),
             ("sasl.mechanism.plugins", plugins.as_str()),
+            // Broker-wide plugin config reaches the SASL plugin.
+            ("plugin.hmac-challenge.session.lifetime.ms", "60000"),
         ],
         None,
     );
@@ -279,10 +284,15 @@ fn a_plugin_mechanism_authenticates_kafka_python_end_to_end() {
 
     // On the wire: the right password gets in; a wrong password and an unknown user are
     // refused at once with SASL_AUTHENTICATION_FAILED and the same reason.
-    let (code, message, _) = authenticate(&sasl, "alice", "alice-secret");
+    let (code, message, _, lifetime_ms) = authenticate(&sasl, "alice", "alice-secret");
     assert_eq!(code, 0, "alice with her password: {message:?}");
-    let (wrong, wrong_message, wrong_s) = authenticate(&sasl, "alice", "not-her-password");
-    let (unknown, unknown_message, unknown_s) = authenticate(&sasl, "mallory", "alice-secret");
+    // The plugin set the session lifetime from its config; the broker announces it.
+    assert!(
+        (50_000..=60_000).contains(&lifetime_ms),
+        "session lifetime {lifetime_ms} ms"
+    );
+    let (wrong, wrong_message, wrong_s, _) = authenticate(&sasl, "alice", "not-her-password");
+    let (unknown, unknown_message, unknown_s, _) = authenticate(&sasl, "mallory", "alice-secret");
     for (code, message, took) in [(wrong, &wrong_message, wrong_s), (unknown, &unknown_message, unknown_s)] {
         assert_eq!(code, SASL_AUTHENTICATION_FAILED, "{message:?}");
         let message = message.as_deref().unwrap_or_default();

@@ -146,7 +146,7 @@ impl Broker {
             };
             let plugin = self
                 .plugins
-                .sasl(&verifier.image, &id, limits)
+                .sasl(&self.config, &verifier.image, &id, limits)
                 .map_err(|e| format!("SASL mechanism {mechanism} is provided by plugin {id} (sasl.mechanism.plugins), which is unavailable: {e}"))?;
             return SaslExchange::start_plugin(mechanism, plugin, verifier);
         }

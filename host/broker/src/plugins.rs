@@ -347,14 +347,22 @@ impl PluginManager {
 }
 
 impl PluginManager {
-    /// The SASL plugin `id` (`NAME@VERSION` from `sasl.mechanism.plugins`), loaded once per
-    /// content and limits and shared by every connection that uses it.
-    pub fn sasl(&self, image: &MetadataImage, id: &str, limits: Limits) -> Result<Arc<LoadedPlugin>, String> {
+    /// The SASL plugin `id` (`NAME@VERSION` from `sasl.mechanism.plugins`), with the
+    /// broker's `plugin.<NAME>.<key>` settings as its config, loaded once per content,
+    /// config and limits and shared by every connection that uses it.
+    pub fn sasl(
+        &self,
+        config: &BrokerConfig,
+        image: &MetadataImage,
+        id: &str,
+        limits: Limits,
+    ) -> Result<Arc<LoadedPlugin>, String> {
         let plugin = lookup(image, id, World::Sasl)?;
+        let plugin_config = config.plugin_config(&plugin.name);
         let key = AttachmentKey {
             id: id.to_string(),
             sha256: plugin.sha256.clone(),
-            config: BTreeMap::new(),
+            config: plugin_config.clone(),
             limits,
         };
         if let Some(loaded) = self.loaded.lock().get(&key) {
@@ -362,7 +370,7 @@ impl PluginManager {
         }
         let loaded = Arc::new(
             self.runtime
-                .load(id, &plugin.bytes, BTreeMap::new(), limits)
+                .load(id, &plugin.bytes, plugin_config, limits)
                 .map_err(|e| format!("loading plugin {id}: {e}"))?,
         );
         self.loaded.lock().insert(key, Arc::clone(&loaded));

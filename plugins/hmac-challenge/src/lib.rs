@@ -11,6 +11,9 @@
 //! 4. The plugin recomputes the HMAC from the stored credential and compares in constant
 //!    time; success authenticates `User:<name>`.
 //!
+//! Config (the broker's `plugin.hmac-challenge.<key>` settings): `session.lifetime.ms`, the
+//! session lifetime the broker enforces (KIP-368 re-authentication); none by default.
+//!
 //! An unknown user gets a challenge like anyone else (with a random salt) and fails at the
 //! last step with the same reason as a wrong password. The session state (stage, nonce,
 //! user name) lives in the opaque bytes the broker keeps per connection.
@@ -114,7 +117,11 @@ fn verify(user: &str, nonce: &[u8], client_final: &[u8]) -> Result<(Vec<u8>, Out
     if !(matches && known) {
         return Err(FAILED.to_string());
     }
-    Ok((vec![STAGE_DONE], Outcome::Authenticated(Principal::user(user))))
+    let mut principal = Principal::user(user);
+    // `plugin.hmac-challenge.session.lifetime.ms` in the broker's settings: how long the
+    // session lasts before the client must re-authenticate (KIP-368).
+    principal.session_lifetime_ms = strom_plugin_sdk::host::config("session.lifetime.ms").and_then(|v| v.parse().ok());
+    Ok((vec![STAGE_DONE], Outcome::Authenticated(principal)))
 }
 
 fn decode_hex(text: &[u8]) -> Option<Vec<u8>> {

@@ -37,6 +37,9 @@ pub struct BrokerConfig {
     pub log_dir: PathBuf,
     /// `listener.name.<name>.<setting>` values, by (lowercase listener name, setting).
     listener_overrides: BTreeMap<(String, &'static str), String>,
+    /// `plugin.<name>.<key>` values for broker-wide plugins (SASL mechanisms), by plugin
+    /// name, as topic configs give them to the plugins a topic attaches.
+    plugin_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl BrokerConfig {
@@ -73,7 +76,17 @@ impl BrokerConfig {
             .map(|s| (s.name, (s.default.to_string(), Source::Default)))
             .collect();
         let mut listener_overrides = BTreeMap::new();
+        let mut plugin_configs: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         for (name, value, source) in raw {
+            if name.starts_with(topic::PLUGIN_CONFIG_PREFIX) {
+                let (plugin, key) = topic::plugin_config_key(&name)
+                    .with_context(|| format!("{name:?} is not plugin.<name>.<key> (from {source:?})"))?;
+                plugin_configs
+                    .entry(plugin.to_string())
+                    .or_default()
+                    .insert(key.to_string(), value);
+                continue;
+            }
             if let Some(rest) = name.strip_prefix("listener.name.") {
                 let (listener, setting_name) = rest
                     .split_once('.')
@@ -133,6 +146,7 @@ impl BrokerConfig {
         }
         Ok(BrokerConfig {
             listener_overrides,
+            plugin_configs,
             node_id: get("node.id").parse()?,
             log_dir: PathBuf::from(get("log.dirs").split(',').next().unwrap_or("./data").trim()),
             listeners,
@@ -140,6 +154,11 @@ impl BrokerConfig {
             controller_listener_names,
             values,
         })
+    }
+
+    /// The `plugin.<plugin>.<key>` settings of a broker-wide plugin, by key.
+    pub fn plugin_config(&self, plugin: &str) -> BTreeMap<String, String> {
+        self.plugin_configs.get(plugin).cloned().unwrap_or_default()
     }
 
     /// The effective value of a setting, as text.
@@ -335,6 +354,25 @@ mod tests {
         for (name, value) in parsed {
             assert_eq!(settings::find(&name).unwrap().default, value, "{name}");
         }
+    }
+
+    #[test]
+    fn plugin_settings_are_kept_per_plugin() {
+        let config = BrokerConfig::from_values(vec![
+            (
+                "plugin.hmac.session.lifetime.ms".into(),
+                "60000".into(),
+                Source::CommandLine,
+            ),
+            ("plugin.hmac.other".into(), "x".into(), Source::File),
+        ])
+        .unwrap();
+        let hmac = config.plugin_config("hmac");
+        assert_eq!(hmac.get("session.lifetime.ms").map(String::as_str), Some("60000"));
+        assert_eq!(hmac.len(), 2);
+        assert!(config.plugin_config("other").is_empty());
+        let bad = BrokerConfig::from_values(vec![("plugin.hmac".into(), "1".into(), Source::CommandLine)]);
+        assert!(format!("{:#}", bad.unwrap_err()).contains("plugin.<name>.<key>"));
     }
 
     #[test]
