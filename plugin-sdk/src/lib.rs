@@ -178,6 +178,18 @@ pub mod batch {
             self.count == 0
         }
 
+        /// Each record's key, in order, decoding no more of a record than its key (a
+        /// partitioner's loop); a malformed record ends the iteration with an error.
+        pub fn keys(&self) -> impl Iterator<Item = Result<Keyed<'a>, PluginError>> + 'a {
+            let mut rest = self.bytes;
+            (0..self.count).map(move |i| {
+                parse_key(&mut rest).ok_or_else(|| PluginError {
+                    error_code: crate::error_codes::CORRUPT_MESSAGE,
+                    message: format!("record {i} of the batch is malformed"),
+                })
+            })
+        }
+
         /// The records in order; a malformed record ends the iteration with an error.
         pub fn iter(&self) -> impl Iterator<Item = Result<RecordRef<'a>, PluginError>> + 'a {
             let mut rest = self.bytes;
@@ -187,6 +199,22 @@ pub mod batch {
                     message: format!("record {i} of the batch is malformed"),
                 })
             })
+        }
+    }
+
+    /// A record's key, with the rest of the record left undecoded: the cheap way through a
+    /// batch for code that needs only keys (see [`Records::keys`]).
+    #[derive(Debug, Clone, Copy)]
+    pub struct Keyed<'a> {
+        pub key: Option<&'a [u8]>,
+        after_key: &'a [u8],
+    }
+
+    impl<'a> Keyed<'a> {
+        /// The record's value, decoded now (`None` for a null value).
+        pub fn value(&self) -> Option<&'a [u8]> {
+            let mut rest = self.after_key;
+            bytes_field(&mut rest).flatten()
         }
     }
 
@@ -200,6 +228,21 @@ pub mod batch {
                 Some((std::str::from_utf8(key).ok()?, value))
             })
         }
+    }
+
+    #[inline(always)]
+    fn parse_key<'a>(buf: &mut &'a [u8]) -> Option<Keyed<'a>> {
+        let length = varint(buf)?;
+        if length < 1 || buf.len() < length as usize {
+            return None;
+        }
+        let (body, rest) = buf.split_at(length as usize);
+        *buf = rest;
+        let mut r = &body[1..];
+        varint(&mut r)?; // timestamp delta
+        varint(&mut r)?; // offset delta
+        let key = bytes_field(&mut r)?;
+        Some(Keyed { key, after_key: r })
     }
 
     #[inline(always)]
@@ -514,6 +557,10 @@ pub mod batch {
             let records = Records::new(&bytes, 4);
             let read: Vec<Fields<'_>> = records.iter().map(|r| fields(&r.unwrap())).collect();
             assert_eq!(read, sample());
+            let keys: Vec<_> = records.keys().map(|k| k.unwrap()).map(|k| (k.key, k.value())).collect();
+            let expected: Vec<_> = sample().into_iter().map(|(_, _, k, v, _)| (k, v)).collect();
+            assert_eq!(keys, expected);
+            assert!(Records::new(&bytes, 5).keys().last().unwrap().is_err());
             // A count past the bytes, or cut bytes, end in an error rather than a misread.
             assert!(Records::new(&bytes, 5).iter().last().unwrap().is_err());
             assert!(Records::new(&bytes[..bytes.len() - 1], 4).iter().any(|r| r.is_err()));

@@ -136,15 +136,22 @@ fn murmur2_partitioner_agrees_with_kafka_for_many_keys_and_partition_counts() {
             Limits::default(),
         )
         .unwrap();
+    // Every seventh record has no key: the plugin hashes its value instead.
     let records: Vec<KafkaRecord> = (0..500)
-        .map(|i| record(Some(format!("customer-{}", i * 7919).as_bytes()), b"v"))
+        .map(|i| {
+            let text = format!("customer-{}", i * 7919);
+            match i % 7 {
+                0 => record(None, text.as_bytes()),
+                _ => record(Some(text.as_bytes()), b"v"),
+            }
+        })
         .collect();
     let mut encoded = Vec::new();
     strom_plugins::codec::encode_records(&records, 0, &mut encoded);
     for partitions in [1u32, 2, 3, 7, 12, 64, 1000, 4093] {
         let want: Vec<u32> = records
             .iter()
-            .map(|r| reference(r.key.as_deref().unwrap()) % partitions)
+            .map(|r| reference(r.key.as_deref().or(r.value.as_deref()).unwrap()) % partitions)
             .collect();
         assert_eq!(
             p.partition_encoded("t", partitions, &encoded, records.len(), 0)

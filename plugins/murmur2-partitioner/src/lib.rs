@@ -19,9 +19,9 @@ impl BatchPartitioner for Murmur2 {
         }
         let modulo = Modulo::new(partition_count);
         let mut partitions = Vec::with_capacity(records.len());
-        for record in records.iter() {
+        for record in records.keys() {
             let record = record?;
-            partitions.push(match record.key.or(record.value) {
+            partitions.push(match record.key.or_else(|| record.value()) {
                 Some(bytes) => modulo.of((murmur2(bytes) & 0x7fff_ffff) as u32),
                 None => 0,
             });
