@@ -328,6 +328,46 @@ pub mod batch {
             self.count += 1;
         }
 
+        /// Keeps `record` as it is except for header `name`, which it sets to `value` (any
+        /// headers of that name are replaced by this one, placed last). The rest of the
+        /// record is copied as encoded: the cheap way to stamp every record of a batch.
+        pub fn keep_with_header(&mut self, record: &RecordRef<'_>, name: &str, value: Option<&[u8]>) {
+            let headers = &mut self.headers;
+            headers.clear();
+            let mut count = 0i64;
+            let mut rest = record.headers;
+            for _ in 0..record.header_count {
+                let start = rest;
+                // The same headers `RecordRef::headers` yields: it stops at a malformed one.
+                let Some(Some(key)) = bytes_field(&mut rest) else {
+                    break;
+                };
+                if bytes_field(&mut rest).is_none() || std::str::from_utf8(key).is_err() {
+                    break;
+                }
+                if key != name.as_bytes() {
+                    headers.extend_from_slice(&start[..start.len() - rest.len()]);
+                    count += 1;
+                }
+            }
+            put_bytes(headers, Some(name.as_bytes()));
+            put_bytes(headers, value);
+            self.put_with_headers(record, count + 1);
+        }
+
+        /// Appends `record` up to its headers as encoded, then `header_count` headers
+        /// already encoded in `self.headers`.
+        fn put_with_headers(&mut self, record: &RecordRef<'_>, header_count: i64) {
+            let out = &mut self.bytes;
+            let body_len = record.up_to_headers.len() + varint_len(header_count) + self.headers.len();
+            out.reserve(varint_len(body_len as i64) + body_len);
+            put_varint(out, body_len as i64);
+            out.extend_from_slice(record.up_to_headers);
+            put_varint(out, header_count);
+            out.extend_from_slice(&self.headers);
+            self.count += 1;
+        }
+
         /// Writes `record` with a new key, value and headers (timestamp and offset stay).
         pub fn write<'h>(
             &mut self,
@@ -344,18 +384,12 @@ pub mod batch {
                 put_bytes(headers_bytes, v);
                 header_count += 1;
             }
-            let out = &mut self.bytes;
             if same(key, record.key) && same(value, record.value) {
                 // Only the headers change: everything before them is copied as it is.
-                let body_len = record.up_to_headers.len() + varint_len(header_count) + headers_bytes.len();
-                out.reserve(varint_len(body_len as i64) + body_len);
-                put_varint(out, body_len as i64);
-                out.extend_from_slice(record.up_to_headers);
-                put_varint(out, header_count);
-                out.extend_from_slice(headers_bytes);
-                self.count += 1;
+                self.put_with_headers(record, header_count);
                 return;
             }
+            let out = &mut self.bytes;
             // The length prefix comes first: size the record, reserve once, then write.
             let body_len = 1
                 + varint_len(record.timestamp_delta)
@@ -596,8 +630,13 @@ pub mod batch {
                     (ts, od, k, v, h)
                 })
                 .collect();
+            let mut stamped = RecordsWriter::default();
+            for r in &records {
+                stamped.keep_with_header(r, "stamp", Some(b"new"));
+            }
             let (through, n) = through.finish();
             assert_eq!((through.clone(), n), copied.finish());
+            assert_eq!((through.clone(), n), stamped.finish());
             assert_eq!(through, encode(&expected));
             // A new value is encoded with its own length.
             let mut changed = RecordsWriter::default();

@@ -17,13 +17,8 @@ impl BatchInterceptor for Stamp {
         let name = host::config("header").unwrap_or_else(|| "x-strom-stamp".to_string());
         let value = host::config("value").unwrap_or_else(|| VERSION_TAG.to_string());
         for record in records.iter() {
-            let record = record?;
             // Every header of that name is replaced by the stamp.
-            let headers = record
-                .headers()
-                .filter(|(k, _)| *k != name)
-                .chain(std::iter::once((name.as_str(), Some(value.as_bytes()))));
-            out.write(&record, record.key, record.value, headers);
+            out.keep_with_header(&record?, &name, Some(value.as_bytes()));
         }
         Ok(Rewrite::Replace)
     }
