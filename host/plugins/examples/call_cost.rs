@@ -58,6 +58,29 @@ fn main() -> anyhow::Result<()> {
             .intercept_encoded(&ctx, &encoded, RECORDS, 0, RECORDS as i32 - 1, true)
             .expect("interceptor call");
     });
+    if std::env::args().nth(1).as_deref() == Some("python-memory") {
+        // How a Python plugin's memory grows over many calls.
+        let python = runtime.load(
+            "py@1",
+            &std::fs::read("target/examples/python_partitioner.wasm")?,
+            BTreeMap::new(),
+            Limits {
+                call_ms_max: 5_000,
+                ..Limits::default()
+            },
+        )?;
+        for i in 0..=10_000 {
+            python
+                .partition_encoded("t", 4, &encoded, RECORDS, 0)
+                .expect("python call");
+            if i % 1000 == 0 {
+                println!(
+                    "after {i:>5} calls: plugin memory {:>6.1} MiB",
+                    runtime.memory_used() as f64 / (1 << 20) as f64
+                );
+            }
+        }
+    }
     report("native: check_records (host)", || {
         codec::check_records(&encoded, RECORDS, RECORDS as i32 - 1).expect("well-formed");
     });

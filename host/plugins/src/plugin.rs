@@ -367,6 +367,14 @@ impl LoadedPlugin {
         instance.store.set_epoch_deadline(self.budget_ticks());
         match call(&mut instance.store, &instance.bound) {
             Ok(result) => {
+                // A guest whose memory keeps growing (a leak, an interpreter's heap) is
+                // replaced before it runs out: an instance holding more than half its limit
+                // is not reused, and the next call gets a fresh one.
+                let held = instance.store.data().memory_held();
+                if held > self.limits.memory_bytes_max / 2 {
+                    tracing::debug!(plugin = %self.id, held, "plugin instance retired: it holds over half its memory limit");
+                    return Ok(result);
+                }
                 let mut pool = self.pool.lock();
                 if pool.len() < POOL_INSTANCES_MAX {
                     pool.push(instance);

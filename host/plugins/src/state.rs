@@ -142,6 +142,13 @@ impl ResourceLimiter for State {
     }
 }
 
+impl State {
+    /// Bytes this instance's memories hold.
+    pub fn memory_held(&self) -> usize {
+        self.charged
+    }
+}
+
 impl Drop for State {
     fn drop(&mut self) {
         self.budget.release(self.charged);

@@ -300,6 +300,36 @@ fn plugins_together_stay_within_the_memory_total() {
 }
 
 #[test]
+fn a_leaking_plugin_is_replaced_before_it_runs_out_of_memory() {
+    let rt = runtime();
+    let limits = Limits {
+        memory_bytes_max: 16 << 20,
+        ..Limits::default()
+    };
+    let leak = rt
+        .load(
+            "leak@1",
+            &bytes(artifacts::TEST_MISBEHAVE),
+            config(&[("mode", "leak")]),
+            limits,
+        )
+        .unwrap();
+    // 1 MiB more per call: one instance would run out after about 15 calls.
+    for call in 0..60 {
+        let verdicts = leak
+            .on_produce(&ctx(), &[record(None, b"x")])
+            .unwrap_or_else(|e| panic!("call {call}: {e}"));
+        assert_eq!(verdicts.len(), 1);
+        assert!(
+            rt.memory_used() <= 9 << 20,
+            "call {call}: {} bytes held",
+            rt.memory_used()
+        );
+    }
+    assert_eq!(leak.stats(), (60, 0));
+}
+
+#[test]
 fn refusals_carry_the_plugins_error_code_and_message() {
     let rt = runtime();
     let p = rt

@@ -1,7 +1,7 @@
 //! A deliberately bad interceptor for the tests: `plugin.<name>.mode` chooses how it
 //! misbehaves on produce: `loop` spins forever, `trap` panics, `oom` allocates without
-//! bound, `bad-count` answers with the wrong number of verdicts; anything else keeps
-//! records unchanged.
+//! bound, `leak` keeps 1 MiB more with every call (and answers correctly), `bad-count`
+//! answers with the wrong number of verdicts; anything else keeps records unchanged.
 
 use strom_plugin_sdk::host;
 use strom_plugin_sdk::interceptor::{BatchContext, Guest, KafkaRecord, PluginError, Verdict};
@@ -24,6 +24,10 @@ impl Guest for Misbehave {
                     hoard.push(vec![1u8; 1 << 20]);
                     std::hint::black_box(&hoard);
                 }
+            }
+            Some("leak") => {
+                std::hint::black_box(Box::leak(vec![1u8; 1 << 20].into_boxed_slice()));
+                Ok(records.iter().map(|_| Verdict::Keep).collect())
             }
             Some("bad-count") => Ok(vec![Verdict::Keep; records.len() + 1]),
             _ => Ok(records.iter().map(|_| Verdict::Keep).collect()),
