@@ -2,8 +2,10 @@
 //! network): `cargo run --release -p strom-plugins --example call_cost [COMPONENT.wasm]`.
 //! It calls the shipped murmur2 batch partitioner and the header-stamp batch interceptor
 //! with a batch of 135 records (16-byte keys, 100-byte values: a 16 KiB producer batch)
-//! and prints the median time per call and per record, next to the same work done
-//! natively (parsing the records and hashing every key) for scale.
+//! and prints the median time per call and per record, next to the host's check of an
+//! interceptor's answer for scale. An argument keeps only the cases whose label contains
+//! it; `python-memory` instead follows the Python example partitioner's memory over 10,000
+//! calls (build `examples/` first).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
