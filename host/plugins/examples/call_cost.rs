@@ -1,5 +1,5 @@
 //! The cost of one plugin call on a typical batch, measured in-process (no broker, no
-//! network): `cargo run --release -p strom-plugins --example call_cost [COMPONENT.wasm]`.
+//! network): `cargo run --release -p strom-plugins --example call_cost [FILTER]`.
 //! It calls the shipped murmur2 batch partitioner and the header-stamp batch interceptor
 //! with a batch of 135 records (16-byte keys, 100-byte values: a 16 KiB producer batch)
 //! and prints the median time per call and per record, next to the host's check of an
