@@ -6,6 +6,7 @@
 //! its batches are never decoded.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -57,8 +58,10 @@ pub struct PluginManager {
     loaded: Mutex<HashMap<AttachmentKey, Arc<LoadedPlugin>>>,
     /// Per topic: the configs the cached plugins were resolved from.
     topics: Mutex<HashMap<String, ResolvedTopic>>,
-    /// Whether any topic attaches a plugin, as of a metadata version.
-    attached_as_of: Mutex<Option<(u64, bool)>>,
+    /// Whether any topic attaches a plugin, as of a metadata version, packed for a single
+    /// atomic load on the produce and fetch paths: `(applied + 1) << 1 | attached`, 0 before
+    /// the first answer.
+    attached_as_of: AtomicU64,
 }
 
 /// An upload refused, with the HTTP status to answer.
@@ -93,7 +96,7 @@ impl PluginManager {
             runtime,
             loaded: Mutex::new(HashMap::new()),
             topics: Mutex::new(HashMap::new()),
-            attached_as_of: Mutex::new(None),
+            attached_as_of: AtomicU64::new(0),
         })
     }
 
@@ -218,20 +221,22 @@ impl PluginManager {
 
     /// Whether any topic attaches a plugin (through its own configs or the broker's
     /// defaults); worked out once per metadata version, so a broker that uses no plugins
-    /// pays one comparison per produce request for asking.
+    /// pays one atomic load per produce or fetch request for asking.
     pub fn any_attached(&self, config: &BrokerConfig, image: &MetadataImage) -> bool {
-        let mut cached = self.attached_as_of.lock();
-        if let Some((applied, attached)) = *cached {
-            if applied == image.applied {
-                return attached;
-            }
+        let version = (image.applied + 1) << 1;
+        let cached = self.attached_as_of.load(Ordering::Relaxed);
+        if cached & !1 == version {
+            return cached & 1 == 1;
         }
         let attached = image.topics().any(|topic| {
             ATTACHMENT_KEYS
                 .iter()
                 .any(|k| topic_config::effective(config, &topic.configs, k).is_some_and(|v| !v.trim().is_empty()))
         });
-        *cached = Some((image.applied, attached));
+        // A racing answer for another version may overwrite this one: the check above
+        // only ever trusts an answer for the version at hand.
+        self.attached_as_of
+            .store(version | u64::from(attached), Ordering::Relaxed);
         attached
     }
 
