@@ -116,13 +116,17 @@ pub mod batch {
 
     use crate::bindings::batch_interceptor::exports::strom::plugin::batch_interceptor::{BatchVerdict, EncodedRecords};
 
+    /// What the exported interceptor functions answer.
+    #[doc(hidden)]
+    pub type __Answer = Result<BatchVerdict, PluginError>;
+
     #[doc(hidden)]
     pub fn __run_interceptor(
         ctx: crate::BatchContext,
         input: &[u8],
         count: u32,
         run: fn(&crate::BatchContext, &Records<'_>, &mut RecordsWriter) -> Result<Rewrite, PluginError>,
-    ) -> Result<BatchVerdict, PluginError> {
+    ) -> __Answer {
         let records = Records::new(input, count);
         // Rewrites are usually about the size of the input: one allocation, no regrowth.
         let mut out = RecordsWriter::with_capacity(input.len() + input.len() / 4 + 64);
@@ -683,14 +687,7 @@ macro_rules! export_batch_interceptor {
         impl $crate::bindings::batch_interceptor::exports::strom::plugin::batch_interceptor::Guest
             for __StromBatchInterceptorExport
         {
-            fn on_produce_batch(
-                ctx: $crate::BatchContext,
-                records: Vec<u8>,
-                count: u32,
-            ) -> Result<
-                $crate::bindings::batch_interceptor::exports::strom::plugin::batch_interceptor::BatchVerdict,
-                $crate::PluginError,
-            > {
+            fn on_produce_batch(ctx: $crate::BatchContext, records: Vec<u8>, count: u32) -> $crate::batch::__Answer {
                 $crate::batch::__run_interceptor(
                     ctx,
                     &records,
@@ -698,14 +695,7 @@ macro_rules! export_batch_interceptor {
                     <$t as $crate::batch::BatchInterceptor>::on_produce,
                 )
             }
-            fn on_fetch_batch(
-                ctx: $crate::BatchContext,
-                records: Vec<u8>,
-                count: u32,
-            ) -> Result<
-                $crate::bindings::batch_interceptor::exports::strom::plugin::batch_interceptor::BatchVerdict,
-                $crate::PluginError,
-            > {
+            fn on_fetch_batch(ctx: $crate::BatchContext, records: Vec<u8>, count: u32) -> $crate::batch::__Answer {
                 $crate::batch::__run_interceptor(
                     ctx,
                     &records,
