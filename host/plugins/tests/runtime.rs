@@ -2,10 +2,15 @@
 //! looping, trapping or memory-hungry plugin fails only its own call.
 
 use std::collections::BTreeMap;
+
+// Kafka's default partitioner as the client implements it (checked there against Kafka's
+// own test vectors): the reference for the murmur2 plugin.
 use std::time::{Duration, Instant};
+use strom_client::partitioner::partition_for_key;
 
 use strom_plugins::{
-    artifacts, BatchContext, CallError, Header, KafkaRecord, Limits, LoadError, PluginRuntime, Verdict, World,
+    artifacts, BatchContext, CallError, Header, KafkaRecord, Limits, LoadError, LoadedPlugin, PluginRuntime, Verdict,
+    World,
 };
 
 fn record(key: Option<&[u8]>, value: &[u8]) -> KafkaRecord {
@@ -41,6 +46,12 @@ fn bytes(path: &str) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+/// Loads a built plugin with `config` (key, value pairs) and `limits`.
+fn load(rt: &PluginRuntime, id: &str, path: &str, config_pairs: &[(&str, &str)], limits: Limits) -> LoadedPlugin {
+    rt.load(id, &bytes(path), config(config_pairs), limits)
+        .unwrap_or_else(|e| panic!("loading {path}: {e}"))
+}
+
 fn config(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
@@ -73,14 +84,7 @@ fn inspect_knows_worlds_and_refuses_the_rest() {
 #[test]
 fn murmur2_partitioner_matches_kafkas_default_partitioner() {
     let rt = runtime();
-    let p = rt
-        .load(
-            "murmur2@1",
-            &bytes(artifacts::MURMUR2_PARTITIONER),
-            BTreeMap::new(),
-            Limits::default(),
-        )
-        .unwrap();
+    let p = load(&rt, "murmur2@1", artifacts::MURMUR2_PARTITIONER, &[], Limits::default());
     // Kafka's Utils.murmur2 vectors (UtilsTest): toPositive(murmur2(key)) % partitions.
     let keys: [&[u8]; 3] = [b"21", b"foobar", b"a-little-bit-long-string"];
     let expected_hash: [i32; 3] = [-973932308, -790332482, -985981536];
@@ -102,40 +106,8 @@ fn murmur2_partitioner_matches_kafkas_default_partitioner() {
 
 #[test]
 fn murmur2_partitioner_agrees_with_kafka_for_many_keys_and_partition_counts() {
-    // Kafka's Utils.murmur2, written out here as the reference.
-    fn reference(data: &[u8]) -> u32 {
-        const M: u32 = 0x5bd1_e995;
-        let mut h: u32 = 0x9747_b28c ^ data.len() as u32;
-        let mut chunks = data.chunks_exact(4);
-        for c in &mut chunks {
-            let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]).wrapping_mul(M);
-            k ^= k >> 24;
-            h = h.wrapping_mul(M) ^ k.wrapping_mul(M);
-        }
-        let rest = chunks.remainder();
-        if rest.len() >= 3 {
-            h ^= (rest[2] as u32) << 16;
-        }
-        if rest.len() >= 2 {
-            h ^= (rest[1] as u32) << 8;
-        }
-        if !rest.is_empty() {
-            h ^= rest[0] as u32;
-            h = h.wrapping_mul(M);
-        }
-        h ^= h >> 13;
-        h = h.wrapping_mul(M);
-        (h ^ (h >> 15)) & 0x7fff_ffff
-    }
     let rt = runtime();
-    let p = rt
-        .load(
-            "murmur2@1",
-            &bytes(artifacts::MURMUR2_PARTITIONER),
-            BTreeMap::new(),
-            Limits::default(),
-        )
-        .unwrap();
+    let p = load(&rt, "murmur2@1", artifacts::MURMUR2_PARTITIONER, &[], Limits::default());
     // Every seventh record has no key: the plugin hashes its value instead.
     let records: Vec<KafkaRecord> = (0..500)
         .map(|i| {
@@ -151,7 +123,10 @@ fn murmur2_partitioner_agrees_with_kafka_for_many_keys_and_partition_counts() {
     for partitions in [1u32, 2, 3, 7, 12, 64, 1000, 4093] {
         let want: Vec<u32> = records
             .iter()
-            .map(|r| reference(r.key.as_deref().or(r.value.as_deref()).unwrap()) % partitions)
+            .map(|r| {
+                let hashed = r.key.as_deref().or(r.value.as_deref()).unwrap();
+                partition_for_key(hashed, partitions as i32) as u32
+            })
             .collect();
         assert_eq!(
             p.partition_encoded("t", partitions, &encoded, records.len(), 0)
@@ -165,14 +140,13 @@ fn murmur2_partitioner_agrees_with_kafka_for_many_keys_and_partition_counts() {
 #[test]
 fn typed_partitioner_takes_encoded_batches_too() {
     let rt = runtime();
-    let p = rt
-        .load(
-            "by-customer@1",
-            &bytes(artifacts::JSON_FIELD_PARTITIONER),
-            BTreeMap::new(),
-            Limits::default(),
-        )
-        .unwrap();
+    let p = load(
+        &rt,
+        "by-customer@1",
+        artifacts::JSON_FIELD_PARTITIONER,
+        &[],
+        Limits::default(),
+    );
     let records: Vec<KafkaRecord> = ["a", "b", "a"]
         .iter()
         .map(|c| record(None, format!("{{\"customer_id\":\"{c}\"}}").as_bytes()))
@@ -187,14 +161,13 @@ fn typed_partitioner_takes_encoded_batches_too() {
 #[test]
 fn interceptor_config_reaches_the_plugin() {
     let rt = runtime();
-    let p = rt
-        .load(
-            "stamp@1",
-            &bytes(artifacts::HEADER_STAMP),
-            config(&[("header", "lineage"), ("value", "svc-a")]),
-            Limits::default(),
-        )
-        .unwrap();
+    let p = load(
+        &rt,
+        "stamp@1",
+        artifacts::HEADER_STAMP,
+        &[("header", "lineage"), ("value", "svc-a")],
+        Limits::default(),
+    );
     let verdicts = p.on_produce(&ctx(), &[record(None, b"x")]).unwrap();
     match &verdicts[0] {
         Verdict::Replace(r) => assert!(r
@@ -211,14 +184,13 @@ fn batch_interceptor_rewrites_every_record_shape_exactly() {
     // values, offset deltas past 63 and 8191), null keys and values, headers kept and
     // replaced. The answer must hold each record as it was plus the stamp, nothing else.
     let rt = runtime();
-    let p = rt
-        .load(
-            "stamp@1",
-            &bytes(artifacts::HEADER_STAMP),
-            config(&[("header", "h"), ("value", "stamped")]),
-            Limits::default(),
-        )
-        .unwrap();
+    let p = load(
+        &rt,
+        "stamp@1",
+        artifacts::HEADER_STAMP,
+        &[("header", "h"), ("value", "stamped")],
+        Limits::default(),
+    );
     let mut records = Vec::new();
     for i in 0..200 {
         let mut r = record(Some(format!("key-{i}").as_bytes()), &vec![i as u8; (i * 97) % 300]);
@@ -267,14 +239,7 @@ fn plugins_together_stay_within_the_memory_total() {
         memory_bytes_max: 64 << 20,
         call_ms_max: 5_000,
     };
-    let hog = rt
-        .load(
-            "hog@1",
-            &bytes(artifacts::TEST_MISBEHAVE),
-            config(&[("mode", "oom")]),
-            limits,
-        )
-        .unwrap();
+    let hog = load(&rt, "hog@1", artifacts::TEST_MISBEHAVE, &[("mode", "oom")], limits);
     let err = hog.on_produce(&ctx(), &[record(None, b"x")]).unwrap_err();
     assert_eq!(
         err,
@@ -286,14 +251,7 @@ fn plugins_together_stay_within_the_memory_total() {
     assert!(err.to_string().contains("all plugins together"), "{err}");
     // The failed instance gave its memory back, so other plugins still run.
     assert_eq!(rt.memory_used(), 0);
-    let stamp = rt
-        .load(
-            "stamp@1",
-            &bytes(artifacts::HEADER_STAMP),
-            BTreeMap::new(),
-            Limits::default(),
-        )
-        .unwrap();
+    let stamp = load(&rt, "stamp@1", artifacts::HEADER_STAMP, &[], Limits::default());
     assert!(stamp.on_produce(&ctx(), &[record(None, b"x")]).is_ok());
     let held = rt.memory_used();
     assert!(held > 0 && held <= 24 << 20, "the pooled instance holds {held} bytes");
@@ -306,14 +264,7 @@ fn a_leaking_plugin_is_replaced_before_it_runs_out_of_memory() {
         memory_bytes_max: 16 << 20,
         ..Limits::default()
     };
-    let leak = rt
-        .load(
-            "leak@1",
-            &bytes(artifacts::TEST_MISBEHAVE),
-            config(&[("mode", "leak")]),
-            limits,
-        )
-        .unwrap();
+    let leak = load(&rt, "leak@1", artifacts::TEST_MISBEHAVE, &[("mode", "leak")], limits);
     // 1 MiB more per call: one instance would run out after about 15 calls.
     for call in 0..60 {
         let verdicts = leak
@@ -332,14 +283,13 @@ fn a_leaking_plugin_is_replaced_before_it_runs_out_of_memory() {
 #[test]
 fn refusals_carry_the_plugins_error_code_and_message() {
     let rt = runtime();
-    let p = rt
-        .load(
-            "validate@1",
-            &bytes(artifacts::JSON_VALIDATE),
-            config(&[("required", "id,amount")]),
-            Limits::default(),
-        )
-        .unwrap();
+    let p = load(
+        &rt,
+        "validate@1",
+        artifacts::JSON_VALIDATE,
+        &[("required", "id,amount")],
+        Limits::default(),
+    );
     assert_eq!(
         p.on_produce(&ctx(), &[record(None, br#"{"id":1,"amount":3}"#)])
             .unwrap()
@@ -363,14 +313,7 @@ fn a_looping_plugin_is_stopped_near_its_budget_and_the_next_call_works() {
         call_ms_max: 50,
         ..Limits::default()
     };
-    let spin = rt
-        .load(
-            "spin@1",
-            &bytes(artifacts::TEST_MISBEHAVE),
-            config(&[("mode", "loop")]),
-            limits,
-        )
-        .unwrap();
+    let spin = load(&rt, "spin@1", artifacts::TEST_MISBEHAVE, &[("mode", "loop")], limits);
     let started = Instant::now();
     let err = spin.on_produce(&ctx(), &[record(None, b"x")]).unwrap_err();
     assert_eq!(
@@ -386,23 +329,20 @@ fn a_looping_plugin_is_stopped_near_its_budget_and_the_next_call_works() {
         started.elapsed()
     );
     // The same plugin without the bad mode still serves (a fresh instance each time).
-    let fine = rt
-        .load("spin@1", &bytes(artifacts::TEST_MISBEHAVE), BTreeMap::new(), limits)
-        .unwrap();
+    let fine = load(&rt, "spin@1", artifacts::TEST_MISBEHAVE, &[], limits);
     assert_eq!(fine.on_produce(&ctx(), &[record(None, b"x")]).unwrap().len(), 1);
 }
 
 #[test]
 fn traps_and_memory_hogs_fail_their_call_only() {
     let rt = runtime();
-    let trap = rt
-        .load(
-            "trap@1",
-            &bytes(artifacts::TEST_MISBEHAVE),
-            config(&[("mode", "trap")]),
-            Limits::default(),
-        )
-        .unwrap();
+    let trap = load(
+        &rt,
+        "trap@1",
+        artifacts::TEST_MISBEHAVE,
+        &[("mode", "trap")],
+        Limits::default(),
+    );
     assert!(matches!(
         trap.on_produce(&ctx(), &[record(None, b"x")]),
         Err(CallError::Trap { .. })
@@ -418,14 +358,7 @@ fn traps_and_memory_hogs_fail_their_call_only() {
         memory_bytes_max: 16 << 20,
         call_ms_max: 5_000,
     };
-    let hog = rt
-        .load(
-            "hog@1",
-            &bytes(artifacts::TEST_MISBEHAVE),
-            config(&[("mode", "oom")]),
-            limits,
-        )
-        .unwrap();
+    let hog = load(&rt, "hog@1", artifacts::TEST_MISBEHAVE, &[("mode", "oom")], limits);
     assert_eq!(
         hog.on_produce(&ctx(), &[record(None, b"x")]).unwrap_err(),
         CallError::OutOfMemory {
@@ -433,14 +366,13 @@ fn traps_and_memory_hogs_fail_their_call_only() {
             bytes: 16 << 20
         }
     );
-    let bad = rt
-        .load(
-            "bad@1",
-            &bytes(artifacts::TEST_MISBEHAVE),
-            config(&[("mode", "bad-count")]),
-            Limits::default(),
-        )
-        .unwrap();
+    let bad = load(
+        &rt,
+        "bad@1",
+        artifacts::TEST_MISBEHAVE,
+        &[("mode", "bad-count")],
+        Limits::default(),
+    );
     assert!(matches!(
         bad.on_produce(&ctx(), &[record(None, b"x")]),
         Err(CallError::BadAnswer { .. })
