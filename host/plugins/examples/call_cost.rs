@@ -4,7 +4,7 @@
 //! with a batch of 135 records (16-byte keys, 100-byte values: a 16 KiB producer batch)
 //! and prints the median time per call and per record, next to the host's check of an
 //! interceptor's answer for scale. An argument keeps only the cases whose label contains
-//! it; `python-memory` instead follows the Python example partitioner's memory over 10,000
+//! it; `python-memory` instead follows the Python example partitioner's memory over 14,000
 //! calls (build `examples/` first).
 
 use std::collections::BTreeMap;
@@ -71,7 +71,7 @@ fn main() -> anyhow::Result<()> {
                 ..Limits::default()
             },
         )?;
-        for i in 0..=10_000 {
+        for i in 0..=14_000 {
             python
                 .partition_encoded("t", 4, &encoded, RECORDS, 0)
                 .expect("python call");

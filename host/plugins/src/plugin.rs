@@ -184,6 +184,18 @@ enum Bound {
 struct Instance {
     store: Store<State>,
     bound: Bound,
+    /// Memory it held once instantiated: what a fresh instance costs.
+    baseline: usize,
+}
+
+impl Instance {
+    /// Whether its memory has grown by more than half the room it started with: a guest
+    /// whose heap creeps up (a leak, an interpreter's heap) is replaced before it runs out,
+    /// and one that merely starts big is not replaced on every call.
+    fn outgrown(&self, memory_bytes_max: usize) -> bool {
+        let held = self.store.data().memory_held();
+        held.saturating_sub(self.baseline) > memory_bytes_max.saturating_sub(self.baseline) / 2
+    }
 }
 
 pub struct LoadedPlugin {
@@ -315,7 +327,10 @@ impl LoadedPlugin {
             Pre::Sasl(pre) => pre.instantiate(&mut store).map(Bound::Sasl),
         };
         match bound {
-            Ok(bound) => Ok(Instance { store, bound }),
+            Ok(bound) => {
+                let baseline = store.data().memory_held();
+                Ok(Instance { store, bound, baseline })
+            }
             Err(e) => Err(self.classify(&store, e)),
         }
     }
@@ -367,12 +382,13 @@ impl LoadedPlugin {
         instance.store.set_epoch_deadline(self.budget_ticks());
         match call(&mut instance.store, &instance.bound) {
             Ok(result) => {
-                // A guest whose memory keeps growing (a leak, an interpreter's heap) is
-                // replaced before it runs out: an instance holding more than half its limit
-                // is not reused, and the next call gets a fresh one.
-                let held = instance.store.data().memory_held();
-                if held > self.limits.memory_bytes_max / 2 {
-                    tracing::debug!(plugin = %self.id, held, "plugin instance retired: it holds over half its memory limit");
+                if instance.outgrown(self.limits.memory_bytes_max) {
+                    tracing::debug!(
+                        plugin = %self.id,
+                        held = instance.store.data().memory_held(),
+                        baseline = instance.baseline,
+                        "plugin instance retired: its memory grew by over half its room; the next call gets a fresh one"
+                    );
                     return Ok(result);
                 }
                 let mut pool = self.pool.lock();

@@ -278,6 +278,22 @@ fn a_leaking_plugin_is_replaced_before_it_runs_out_of_memory() {
         );
     }
     assert_eq!(leak.stats(), (60, 0));
+    // What counts is growth: an instance that merely starts big (over half its limit) is
+    // kept for the next call, not replaced on every call.
+    drop(leak);
+    let roomy = load(&rt, "keep@1", artifacts::TEST_MISBEHAVE, &[], Limits::default());
+    roomy.on_produce(&ctx(), &[record(None, b"x")]).unwrap();
+    let baseline = rt.memory_used();
+    assert!(baseline > 0);
+    let tight = Limits {
+        memory_bytes_max: (baseline + baseline / 2).max(1 << 16),
+        ..Limits::default()
+    };
+    let big = load(&rt, "keep@2", artifacts::TEST_MISBEHAVE, &[], tight);
+    for _ in 0..3 {
+        big.on_produce(&ctx(), &[record(None, b"x")]).unwrap();
+        assert_eq!(rt.memory_used(), 2 * baseline, "the instance stays pooled");
+    }
 }
 
 #[test]

@@ -78,8 +78,8 @@ impl PluginsBench {
             let python = upload(&api, "bench-python-murmur2", &self.python_partitioner).await?;
             // A Python call takes milliseconds for a 16 KiB batch, and more on a busy machine:
             // a generous time budget keeps the benchmark about throughput. (Its heap grows
-            // over thousands of calls; the runtime replaces an instance past half its
-            // memory limit, so the default limit serves.)
+            // over thousands of calls; the runtime replaces an instance that has used half
+            // its room, so the default limit serves.)
             cases.push((
                 "Python partitioner (route)",
                 vec![
