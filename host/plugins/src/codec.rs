@@ -108,24 +108,45 @@ pub fn check_records(mut buf: &[u8], count: usize, max_offset_delta: i32) -> Res
     Ok(if count == 0 { (0, 0) } else { (min_ts, max_ts) })
 }
 
+#[inline(always)]
 fn varint(buf: &mut &[u8]) -> Result<i64, &'static str> {
-    // Most varints in a record (attributes aside) are one byte.
-    if let Some((&byte, rest)) = buf.split_first() {
-        if byte & 0x80 == 0 {
+    // Nearly every varint in a record is one or two bytes (lengths below 8 KiB, offset
+    // deltas below 8192): those are decoded without a loop.
+    let zigzag = |z: u64| ((z >> 1) as i64) ^ -((z & 1) as i64);
+    let bytes: &[u8] = buf;
+    match bytes {
+        [first, rest @ ..] if *first < 0x80 => {
             *buf = rest;
-            return Ok(((byte >> 1) as i64) ^ -((byte & 1) as i64));
+            Ok(zigzag(*first as u64))
+        }
+        [first, second, rest @ ..] if *second < 0x80 => {
+            *buf = rest;
+            Ok(zigzag((*first & 0x7f) as u64 | (*second as u64) << 7))
+        }
+        _ => {
+            let (value, size) = varint_long(bytes)?;
+            *buf = &bytes[size..];
+            Ok(value)
         }
     }
+}
+
+/// A varint of any size and the bytes it took (by value, so that the caller's cursor can
+/// stay in a register on the fast path).
+#[inline(never)]
+fn varint_long(bytes: &[u8]) -> Result<(i64, usize), &'static str> {
     let mut value: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let (&byte, rest) = buf.split_first().ok_or("varint runs past the end")?;
-        *buf = rest;
-        value |= ((byte & 0x7f) as u64) << shift;
+    for (i, &byte) in bytes.iter().take(10).enumerate() {
+        value |= ((byte & 0x7f) as u64) << (7 * i);
         if byte & 0x80 == 0 {
-            return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
+            return Ok((((value >> 1) as i64) ^ -((value & 1) as i64), i + 1));
         }
     }
-    Err("varint is too long")
+    Err(if bytes.len() < 10 {
+        "varint runs past the end"
+    } else {
+        "varint is too long"
+    })
 }
 
 fn put_varint(out: &mut Vec<u8>, v: i64) {
@@ -138,6 +159,7 @@ fn put_varint(out: &mut Vec<u8>, v: i64) {
 }
 
 /// Steps over a bytes field; false if it is null.
+#[inline(always)]
 fn skip_field(buf: &mut &[u8]) -> Result<bool, &'static str> {
     let len = varint(buf)?;
     if len < 0 {
@@ -212,5 +234,28 @@ mod tests {
         let mut reversed = Vec::new();
         encode_records(&[records[1].clone(), records[0].clone()], 990, &mut reversed);
         assert!(check_records(&reversed, 2, 1).unwrap_err().contains("must increase"));
+    }
+
+    #[test]
+    fn varints_of_every_width_read_back() {
+        let mut values = vec![0i64, 1, -1, 63, -64, 64, -65, 8191, -8192, 8192, 1 << 20, -(1 << 40)];
+        values.extend([i64::MAX, i64::MIN, i32::MAX as i64, i32::MIN as i64]);
+        for v in values {
+            let mut bytes = Vec::new();
+            put_varint(&mut bytes, v);
+            bytes.push(0x55); // what follows must be left in place
+            let mut cursor = bytes.as_slice();
+            assert_eq!(varint(&mut cursor), Ok(v), "{v}");
+            assert_eq!(cursor, &[0x55], "{v}");
+            // Cut anywhere inside, it is an error, not a misread.
+            for cut in 0..bytes.len() - 1 {
+                assert_eq!(
+                    varint(&mut &bytes[..cut]),
+                    Err("varint runs past the end"),
+                    "{v} cut at {cut}"
+                );
+            }
+        }
+        assert_eq!(varint(&mut [0xff; 11].as_slice()), Err("varint is too long"));
     }
 }
