@@ -113,21 +113,23 @@ pub fn plan_produce(input: &ProduceInput) -> Result<Vec<PlannedBatch>, Refusal> 
         // The client's batch is checked before anything looks inside it.
         batch::validate(raw).map_err(corrupt)?;
         let header = BatchHeader::parse(raw).map_err(corrupt)?;
-        let ctx = BatchContext {
-            topic: input.topic.clone(),
-            partition: input.addressed,
-            partition_count: input.partition_count,
-            base_offset: -1,
-            producer_id: header.producer_id,
-            client_id: input.client_id.clone(),
-            principal: input.principal.clone(),
-        };
         // The records go from plugin to plugin in Kafka's encoding; only typed plugins (inside
         // strom-plugins) and records that move to other partitions are ever decoded. If no
         // plugin changes anything, the producer's batch is appended untouched.
         let mut section = Section::of(raw, &header)?;
-        for interceptor in &input.plugins.produce {
-            section.intercept(interceptor, &ctx, &header, true)?;
+        if !input.plugins.produce.is_empty() {
+            let ctx = BatchContext {
+                topic: input.topic.clone(),
+                partition: input.addressed,
+                partition_count: input.partition_count,
+                base_offset: -1,
+                producer_id: header.producer_id,
+                client_id: input.client_id.clone(),
+                principal: input.principal.clone(),
+            };
+            for interceptor in &input.plugins.produce {
+                section.intercept(interceptor, &ctx, &header, true)?;
+            }
         }
         let choices = match &input.plugins.partitioner {
             None => None,
