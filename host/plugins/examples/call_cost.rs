@@ -3,13 +3,16 @@
 //! It calls the shipped murmur2 batch partitioner and the header-stamp batch interceptor
 //! with a batch of 135 records (16-byte keys, 100-byte values: a 16 KiB producer batch)
 //! and prints the median time per call and per record, next to the host's check of an
-//! interceptor's answer for scale. An argument keeps only the cases whose label contains
-//! it; `python-memory` instead follows the Python example partitioner's memory over 14,000
+//! interceptor's answer for scale, and the same work as the two plugins compiled natively
+//! (the SDK's reader and writer, the client's murmur2): the floor a guest cannot go below.
+//! An argument keeps only the cases whose label contains it; `python-memory` instead follows the Python example partitioner's memory over 14,000
 //! calls (build `examples/` first).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use strom_client::partitioner;
+use strom_plugin_sdk::batch::{Records, RecordsWriter};
 use strom_plugins::{artifacts, codec, BatchContext, KafkaRecord, Limits, PluginRuntime};
 
 const RECORDS: usize = 135;
@@ -85,6 +88,25 @@ fn main() -> anyhow::Result<()> {
     }
     report("native: check_records (host)", || {
         codec::check_records(&encoded, RECORDS, RECORDS as i32 - 1).expect("well-formed");
+    });
+    // What the plugins do, compiled natively: no sandbox, no copies in or out, no call.
+    let batch = Records::new(&encoded, RECORDS as u32);
+    report("native: murmur2 partitioner's work", || {
+        let partitions: Vec<i32> = batch
+            .keys()
+            .map(|record| {
+                let key = record.expect("well-formed").key.expect("keyed");
+                partitioner::partition_for_key(key, 4)
+            })
+            .collect();
+        std::hint::black_box(partitions);
+    });
+    report("native: header-stamp's work", || {
+        let mut out = RecordsWriter::with_capacity(encoded.len() + 20 * RECORDS);
+        for record in batch.iter() {
+            out.keep_with_header(&record.expect("well-formed"), "x-strom-stamp", Some(b"v1"));
+        }
+        std::hint::black_box(out.finish());
     });
     Ok(())
 }
