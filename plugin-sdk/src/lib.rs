@@ -186,23 +186,22 @@ pub mod batch {
         /// partitioner's loop); a malformed record ends the iteration with an error.
         pub fn keys(&self) -> impl Iterator<Item = Result<Keyed<'a>, PluginError>> + 'a {
             let mut rest = self.bytes;
-            (0..self.count).map(move |i| {
-                parse_key(&mut rest).ok_or_else(|| PluginError {
-                    error_code: crate::error_codes::CORRUPT_MESSAGE,
-                    message: format!("record {i} of the batch is malformed"),
-                })
-            })
+            (0..self.count).map(move |i| parse_key(&mut rest).ok_or_else(|| malformed(i)))
         }
 
         /// The records in order; a malformed record ends the iteration with an error.
         pub fn iter(&self) -> impl Iterator<Item = Result<RecordRef<'a>, PluginError>> + 'a {
             let mut rest = self.bytes;
-            (0..self.count).map(move |i| {
-                parse_record(&mut rest).ok_or_else(|| PluginError {
-                    error_code: crate::error_codes::CORRUPT_MESSAGE,
-                    message: format!("record {i} of the batch is malformed"),
-                })
-            })
+            (0..self.count).map(move |i| parse_record(&mut rest).ok_or_else(|| malformed(i)))
+        }
+    }
+
+    /// The error that ends an iteration at record `index`.
+    #[cold]
+    fn malformed(index: u32) -> PluginError {
+        PluginError {
+            error_code: crate::error_codes::CORRUPT_MESSAGE,
+            message: format!("record {index} of the batch is malformed"),
         }
     }
 
