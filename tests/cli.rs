@@ -1,4 +1,4 @@
-//! The `strom` command line (topics, produce, consume) against the real broker, with an
+//! The `strom` command line (topics, configs, cluster, produce, consume) against the real broker, with an
 //! independent client (kcat or librdkafka) checking what the CLI claims to have done.
 
 mod common;
@@ -292,6 +292,148 @@ fn produce_and_consume_round_trip() {
         out, "hello world\nv:with:colons\nthird\nno key here\n",
         "consume --timestamp 0"
     );
+}
+
+/// `strom configs` (topic and broker) and `strom cluster`, each checked against what
+/// librdkafka's AdminClient sees.
+#[test]
+fn configs_and_cluster_commands() {
+    let broker = Broker::start_with(&[("num.partitions", "2")]);
+    let addr = broker.addr();
+    let strom = |args: &[&str]| {
+        let mut full = args.to_vec();
+        full.extend(["--bootstrap-server", addr.as_str()]);
+        strom_cli(&full, None)
+    };
+    let ok = |args: &[&str]| {
+        let out = strom(args);
+        assert!(
+            out.status.success(),
+            "strom {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let seen = |name: &str, kind: &str| python(&broker, "ck_tool.py", &["configs", &addr, name, kind]);
+    python(
+        &broker,
+        "ck_tool.py",
+        &["create", &addr, "cfg-a", "1", "retention.ms=7200000"],
+    );
+
+    // Without --all: exactly the topic's own setting, with its source.
+    assert_eq!(
+        ok(&["configs", "describe", "--topic", "cfg-a"]),
+        "Non-default configs for topic 'cfg-a' are:\n  retention.ms=7200000 sensitive=false source=DYNAMIC_TOPIC_CONFIG\n"
+    );
+    // With --all: every config librdkafka sees, with the same value and source.
+    let all = ok(&["configs", "describe", "--topic", "cfg-a", "--all"]);
+    let topic = seen("cfg-a", "topic");
+    let topic_configs = topic["configs"].as_object().unwrap();
+    assert_eq!(all.lines().count(), 1 + topic_configs.len(), "{all}");
+    for (name, value) in topic_configs {
+        let line = format!(
+            "  {name}={} sensitive=false source={}",
+            value.as_str().unwrap_or("null"),
+            topic["sources"][name].as_str().unwrap()
+        );
+        assert!(all.lines().any(|l| l == line), "missing {line:?} in:\n{all}");
+    }
+
+    // alter sets one config and removes another in one request.
+    assert_eq!(
+        ok(&[
+            "configs",
+            "alter",
+            "--topic",
+            "cfg-a",
+            "--set",
+            "max.message.bytes=2000",
+            "--delete",
+            "retention.ms"
+        ]),
+        "Altered configs of topic 'cfg-a'.\n"
+    );
+    let topic = seen("cfg-a", "topic");
+    assert_eq!(topic["configs"]["max.message.bytes"], json!("2000"), "{topic}");
+    assert_eq!(
+        topic["sources"]["max.message.bytes"],
+        json!("DYNAMIC_TOPIC_CONFIG"),
+        "{topic}"
+    );
+    assert_eq!(topic["configs"]["retention.ms"], json!("604800000"), "{topic}");
+    assert_eq!(topic["sources"]["retention.ms"], json!("DEFAULT_CONFIG"), "{topic}");
+
+    // A bad value is refused with Kafka's error and changes nothing.
+    let bad = strom(&[
+        "configs",
+        "alter",
+        "--topic",
+        "cfg-a",
+        "--set",
+        "max.message.bytes=lots",
+    ]);
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && stderr.contains("INVALID_CONFIG"), "{stderr}");
+    assert_eq!(seen("cfg-a", "topic")["configs"]["max.message.bytes"], json!("2000"));
+    let missing = strom(&["configs", "describe", "--topic", "no-such-topic"]);
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        !missing.status.success() && stderr.contains("UNKNOWN_TOPIC_OR_PARTITION"),
+        "{stderr}"
+    );
+
+    // The cluster as librdkafka's DescribeCluster sees it.
+    let cluster = python(&broker, "ck_tool.py", &["cluster", &addr]);
+    let cluster_id = cluster["cluster_id"].as_str().unwrap();
+    assert_eq!(ok(&["cluster", "id"]), format!("{cluster_id}\n"));
+    let described = ok(&["cluster", "describe"]);
+    assert!(
+        described.starts_with(&format!(
+            "Cluster ID: {cluster_id}\nController: {}\n",
+            cluster["controller"]
+        )),
+        "{described}"
+    );
+    let nodes = cluster["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1, "{cluster}");
+    let node = &nodes[0];
+    let row = format!("{} {} {} -", node[0], node[1].as_str().unwrap(), node[2]);
+    assert!(
+        described
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>().join(" ") == row),
+        "no row {row:?} in:\n{described}"
+    );
+
+    // The broker's configs: the static settings it was started with, read-only.
+    let node_id = node[0].to_string();
+    let broker_configs = ok(&["configs", "describe", "--broker", &node_id]);
+    assert!(
+        broker_configs
+            .lines()
+            .any(|l| l == "  num.partitions=2 sensitive=false source=STATIC_BROKER_CONFIG read-only"),
+        "{broker_configs}"
+    );
+    assert!(
+        !broker_configs.contains("log.retention.hours="),
+        "defaults are left out without --all:\n{broker_configs}"
+    );
+    let from_librdkafka = seen(&node_id, "broker");
+    assert_eq!(from_librdkafka["configs"]["num.partitions"], json!("2"));
+    assert_eq!(
+        from_librdkafka["sources"]["num.partitions"],
+        json!("STATIC_BROKER_CONFIG")
+    );
+    let refused = strom(&["configs", "alter", "--broker", &node_id, "--set", "num.partitions=3"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success()
+            && stderr.contains("INVALID_CONFIG")
+            && stderr.contains("cannot be changed at runtime"),
+        "{stderr}"
+    );
+    assert_eq!(seen(&node_id, "broker")["configs"]["num.partitions"], json!("2"));
 }
 
 /// Pointed at a port where no broker listens, the CLI exits non-zero promptly and says it

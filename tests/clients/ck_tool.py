@@ -15,8 +15,12 @@ Usage:
       reads every partition from the beginning up to its high watermark; prints
       {"watermarks": [[low, high], ...], "partitions": [[[offset, key, value, headers], ...], ...]}
       with keys, values and header values as UTF-8 text (null stays null)
-  ck_tool.py configs BOOTSTRAP TOPIC
-      prints {"configs": {name: value}} from DescribeConfigs
+  ck_tool.py configs BOOTSTRAP TOPIC [broker]
+      prints {"configs": {name: value}} from DescribeConfigs of topic TOPIC (or, with
+      "broker", of the broker whose node id is TOPIC), and {"sources": {name: source}}
+  ck_tool.py cluster BOOTSTRAP
+      prints {"cluster_id": ..., "controller": id, "nodes": [[id, host, port], ...]}
+      from DescribeCluster
   ck_tool.py times BOOTSTRAP TOPIC PARTITION TS...
       prints {"offsets": [...]}: offsets_for_times for each timestamp (-1: none)
 """
@@ -25,7 +29,7 @@ import sys
 import time
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
+from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, NewTopic, ResourceType
 
 from kutil import emit, fail, now_ms, require, text
 
@@ -153,17 +157,32 @@ def dump(bootstrap, topic, partitions):
     emit({"watermarks": [list(m) for m in marks], "partitions": out})
 
 
-def configs(bootstrap, topic):
+def configs(bootstrap, name, kind="topic"):
     a = AdminClient({"bootstrap.servers": bootstrap, "allow.auto.create.topics": False})
-    fs = a.describe_configs([ConfigResource(ResourceType.TOPIC, topic)], request_timeout=30)
-    res = {}
+    rtype = ResourceType.BROKER if kind == "broker" else ResourceType.TOPIC
+    fs = a.describe_configs([ConfigResource(rtype, name)], request_timeout=30)
+    res, sources = {}, {}
     for _, f in fs.items():
         try:
-            for name, entry in f.result(timeout=WAIT_S).items():
-                res[name] = entry.value
+            for key, entry in f.result(timeout=WAIT_S).items():
+                res[key] = entry.value
+                sources[key] = ConfigSource(entry.source).name
         except Exception as e:  # noqa: BLE001
-            fail("describe_configs(%s) failed: %s" % (topic, e))
-    emit({"configs": res})
+            fail("describe_configs(%s %s) failed: %s" % (kind, name, e))
+    emit({"configs": res, "sources": sources})
+
+
+def cluster(bootstrap):
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        d = a.describe_cluster(request_timeout=30).result(timeout=WAIT_S)
+    except Exception as e:  # noqa: BLE001
+        fail("describe_cluster failed: %s" % e)
+    emit({
+        "cluster_id": d.cluster_id,
+        "controller": d.controller.id if d.controller is not None else None,
+        "nodes": [[n.id, n.host, n.port] for n in d.nodes],
+    })
 
 
 def times(bootstrap, topic, partition, *stamps):
@@ -178,7 +197,15 @@ def times(bootstrap, topic, partition, *stamps):
     emit({"offsets": offsets})
 
 
-COMMANDS = {"create": create, "produce": produce, "stream": stream, "dump": dump, "configs": configs, "times": times}
+COMMANDS = {
+    "create": create,
+    "produce": produce,
+    "stream": stream,
+    "dump": dump,
+    "configs": configs,
+    "cluster": cluster,
+    "times": times,
+}
 
 if __name__ == "__main__":
     if len(sys.argv) < 3 or sys.argv[1] not in COMMANDS:

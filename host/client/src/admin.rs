@@ -1,4 +1,5 @@
-//! Topic administration: create, delete, list, describe, configs, partitions.
+//! Topic administration (create, delete, list, describe, partitions), the configs of topics
+//! and brokers, and the cluster's description.
 //!
 //! Each operation is one request and fails with the broker's error code and message for the
 //! topic it concerns. Creation, deletion and partition changes are addressed to the controller
@@ -14,7 +15,7 @@ use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::{
-    CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest,
     IncrementalAlterConfigsRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
@@ -22,13 +23,53 @@ use kafka_protocol::ResponseError;
 
 use crate::client::Client;
 use crate::error;
-use crate::metadata::TopicInfo;
+use crate::metadata::{BrokerInfo, TopicInfo};
 
 /// How long the broker may take to apply a topic change before it answers REQUEST_TIMED_OUT.
 const ADMIN_TIMEOUT_MS: i32 = 30_000;
 
-/// The ConfigResource type of a topic in DescribeConfigs and IncrementalAlterConfigs.
-const RESOURCE_TOPIC: i8 = 2;
+/// What a config belongs to, as DescribeConfigs and IncrementalAlterConfigs address it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigResource {
+    Topic(String),
+    /// A broker by node id.
+    Broker(i32),
+}
+
+impl ConfigResource {
+    /// The protocol's resource type (Kafka's `ConfigResource.Type`).
+    fn resource_type(&self) -> i8 {
+        match self {
+            ConfigResource::Topic(_) => 2,
+            ConfigResource::Broker(_) => 4,
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            ConfigResource::Topic(name) => name.clone(),
+            ConfigResource::Broker(id) => id.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigResource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigResource::Topic(name) => write!(f, "topic '{name}'"),
+            ConfigResource::Broker(id) => write!(f, "broker {id}"),
+        }
+    }
+}
+
+/// The cluster as DescribeCluster reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterDescription {
+    pub cluster_id: String,
+    /// The node id of the active controller (-1 if the broker does not know it).
+    pub controller_id: i32,
+    pub brokers: Vec<BrokerInfo>,
+}
 
 /// Where a config value comes from (DescribeConfigs `config_source`), named as Kafka's
 /// `ConfigEntry.ConfigSource`.
@@ -79,7 +120,7 @@ impl fmt::Display for ConfigSource {
     }
 }
 
-/// One config of a topic as DescribeConfigs reports it.
+/// One config of a topic or broker as DescribeConfigs reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigEntry {
     /// The config name, e.g. `retention.ms`.
@@ -99,9 +140,10 @@ pub struct ConfigEntry {
 /// One change of IncrementalAlterConfigs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AlterConfigOp {
-    /// Set `name` to `value` on the topic.
+    /// Set `name` to `value` on the resource.
     Set(String, String),
-    /// Remove the topic's own value of `name`, so the broker's value applies again.
+    /// Remove the resource's own value of `name`, so the next level's value (the broker's,
+    /// for a topic) applies again.
     Delete(String),
 }
 
@@ -218,19 +260,26 @@ impl Client {
 
     /// Every config of a topic, in the order the broker lists them.
     pub async fn describe_configs(&self, topic: &str) -> Result<Vec<ConfigEntry>> {
+        self.describe_resource_configs(&ConfigResource::Topic(topic.to_string()))
+            .await
+    }
+
+    /// Every config of a topic or broker, in the order the broker lists them.
+    pub async fn describe_resource_configs(&self, resource: &ConfigResource) -> Result<Vec<ConfigEntry>> {
         let conn = self.any_connection().await?;
+        let name = resource.name();
         let request = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
-            .with_resource_type(RESOURCE_TOPIC)
-            .with_resource_name(str_bytes(topic))
+            .with_resource_type(resource.resource_type())
+            .with_resource_name(str_bytes(&name))
             .with_configuration_keys(None)]);
         let response = conn.send(&request).await?;
         let result = response
             .results
             .into_iter()
-            .find(|r| r.resource_name.as_str() == topic)
-            .with_context(|| format!("the broker's DescribeConfigs response omits '{topic}'"))?;
+            .find(|r| r.resource_name.as_str() == name)
+            .with_context(|| format!("the broker's DescribeConfigs response omits {resource}"))?;
         error::check(result.error_code, result.error_message.as_ref())
-            .with_context(|| format!("cannot describe configs of topic '{topic}'"))?;
+            .with_context(|| format!("cannot describe configs of {resource}"))?;
         Ok(result
             .configs
             .into_iter()
@@ -251,6 +300,11 @@ impl Client {
     /// Sets and deletes topic configs with IncrementalAlterConfigs (other configs stay as
     /// they are, unlike the legacy AlterConfigs).
     pub async fn alter_topic_config(&self, topic: &str, ops: &[AlterConfigOp]) -> Result<()> {
+        self.alter_configs(&ConfigResource::Topic(topic.to_string()), ops).await
+    }
+
+    /// Sets and deletes configs of a topic or broker with IncrementalAlterConfigs.
+    pub async fn alter_configs(&self, resource: &ConfigResource, ops: &[AlterConfigOp]) -> Result<()> {
         const SET: i8 = 0;
         const DELETE: i8 = 1;
         let conn = self.any_connection().await?;
@@ -268,15 +322,36 @@ impl Client {
             })
             .collect();
         let request = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
-            .with_resource_type(RESOURCE_TOPIC)
-            .with_resource_name(str_bytes(topic))
+            .with_resource_type(resource.resource_type())
+            .with_resource_name(str_bytes(&resource.name()))
             .with_configs(configs)]);
         let response = conn.send(&request).await?;
         for result in &response.responses {
             error::check(result.error_code, result.error_message.as_ref())
-                .with_context(|| format!("cannot alter configs of topic '{topic}'"))?;
+                .with_context(|| format!("cannot alter configs of {resource}"))?;
         }
         Ok(())
+    }
+
+    /// The cluster id, the controller and the brokers (DescribeCluster).
+    pub async fn describe_cluster(&self) -> Result<ClusterDescription> {
+        let conn = self.any_connection().await?;
+        let response = conn.send(&DescribeClusterRequest::default()).await?;
+        error::check(response.error_code, response.error_message.as_ref()).context("cannot describe the cluster")?;
+        Ok(ClusterDescription {
+            cluster_id: response.cluster_id.to_string(),
+            controller_id: response.controller_id.0,
+            brokers: response
+                .brokers
+                .into_iter()
+                .map(|b| BrokerInfo {
+                    node_id: b.broker_id.0,
+                    host: b.host.to_string(),
+                    port: b.port,
+                    rack: b.rack.map(|r| r.to_string()),
+                })
+                .collect(),
+        })
     }
 
     /// Raises the partition count of a topic to `new_total`.

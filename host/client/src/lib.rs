@@ -1,5 +1,5 @@
 //! A small async Kafka client on tokio and the `kafka-protocol` crate, and the client-side
-//! subcommands of the `strom` binary (`strom topics|produce|consume|bench|groups|plugins`).
+//! subcommands of the `strom` binary (`strom topics|configs|cluster|produce|consume|bench|groups|plugins|users|acls`).
 //!
 //! The crate talks to any Kafka-compatible broker; Strom is simply the one it is tested
 //! against. It is laid out bottom-up, one concern per module:
@@ -10,7 +10,7 @@
 //! | [`connection`] | one TCP connection: framing, correlation ids, ApiVersions negotiation, pipelining |
 //! | [`metadata`] | the cluster view decoded from a Metadata response (brokers, topics, leaders) |
 //! | [`client`] | [`Client`]: bootstrap, metadata look-ups, leader routing, per-broker connection cache |
-//! | [`admin`] | topic administration: create, delete, list, describe, configs, partitions |
+//! | [`admin`] | topic administration (create, delete, list, describe, partitions), topic and broker configs, the cluster's description |
 //! | [`admin_api`] | the broker's admin HTTP API: uploading, listing, describing, deleting plugins |
 //! | [`partitioner`] | Kafka's default partitioning: murmur2 for keys, round-robin otherwise |
 //! | [`producer`] | building record batches (magic 2, optional compression) and Produce requests |

@@ -19,11 +19,10 @@
 //! - `delete GROUP...`: deletes empty groups with their committed offsets.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 
 use anyhow::{anyhow, bail, Result};
 
-use super::{ignore_broken_pipe, one_line, ConnectionArgs};
+use super::{one_line, print, ConnectionArgs};
 use crate::client::Client;
 use crate::consumer::OffsetSpec;
 use crate::groups::{CommittedOffset, GroupDescription, GroupMember, TopicPartition};
@@ -639,13 +638,6 @@ fn format_reset(group: &str, plan: &BTreeMap<TopicPartition, i64>) -> String {
         .map(|((t, p), o)| vec![group.to_string(), t.clone(), p.to_string(), o.to_string()])
         .collect();
     format_table(&["GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"], &rows)
-}
-
-/// Prints to standard output; a closed pipe (`| head`) silently ends the output.
-fn print(text: &str) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    ignore_broken_pipe(out.write_all(text.as_bytes()).and_then(|_| out.flush()))?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! The client-side subcommands of the `strom` binary: `topics`, `produce`, `consume`, `bench`,
-//! `groups`, `plugins`, `users`, `acls`.
+//! The client-side subcommands of the `strom` binary: `topics`, `configs`, `cluster`,
+//! `produce`, `consume`, `bench`, `groups`, `plugins`, `users`, `acls`.
 //!
 //! Each command is a `clap` type with `pub async fn run(self) -> anyhow::Result<()>`, so the
 //! binary embeds them as it likes; [`ClientCommand`] bundles them all for a
@@ -13,6 +13,8 @@
 
 mod acls;
 mod bench;
+mod cluster;
+mod configs;
 mod consume;
 mod groups;
 mod plugins;
@@ -22,6 +24,8 @@ mod users;
 
 pub use acls::{AclArgs, AclsAction, AclsCommand};
 pub use bench::{BenchCommand, BenchKind, ConsumeBench, E2eBench, LoopbackBench, ProduceBench};
+pub use cluster::{ClusterAction, ClusterCommand};
+pub use configs::{ConfigsAction, ConfigsCommand, ResourceArgs};
 pub use consume::{ConsumeCommand, StartOffset};
 pub use groups::{GroupsAction, GroupsCommand, ResetSpec, ResetTarget, TopicSpec};
 pub use plugins::{AdminArgs, PluginsAction, PluginsCommand};
@@ -29,8 +33,11 @@ pub use produce::ProduceCommand;
 pub use topics::{TopicsAction, TopicsCommand};
 pub use users::{UsersAction, UsersCommand};
 
+use std::io::Write;
+
 use anyhow::Result;
 
+use crate::admin::AlterConfigOp;
 use crate::client::Client;
 
 /// The default bootstrap server of every command.
@@ -62,6 +69,10 @@ impl ConnectionArgs {
 pub enum ClientCommand {
     /// Create, list, describe, alter and delete topics.
     Topics(TopicsCommand),
+    /// Describe and alter the configs of a topic or a broker.
+    Configs(ConfigsCommand),
+    /// Describe the cluster: its id, controller and brokers.
+    Cluster(ClusterCommand),
     /// Write lines from standard input to a topic.
     Produce(ProduceCommand),
     /// Print records of a topic.
@@ -83,6 +94,8 @@ impl ClientCommand {
     pub async fn run(self) -> Result<()> {
         match self {
             ClientCommand::Topics(c) => c.run().await,
+            ClientCommand::Configs(c) => c.run().await,
+            ClientCommand::Cluster(c) => c.run().await,
             ClientCommand::Produce(c) => c.run().await,
             ClientCommand::Consume(c) => c.run().await,
             ClientCommand::Bench(c) => c.run().await,
@@ -107,6 +120,19 @@ pub(crate) fn parse_key_value(s: &str) -> std::result::Result<(String, String), 
     }
 }
 
+/// The IncrementalAlterConfigs operations of `--set KEY=VALUE` and `--delete KEY` flags;
+/// an error if there are none.
+pub(crate) fn alter_ops(set: Vec<(String, String)>, delete: Vec<String>) -> Result<Vec<AlterConfigOp>> {
+    if set.is_empty() && delete.is_empty() {
+        anyhow::bail!("nothing to alter: give --set KEY=VALUE or --delete KEY");
+    }
+    Ok(set
+        .into_iter()
+        .map(|(k, v)| AlterConfigOp::Set(k, v))
+        .chain(delete.into_iter().map(AlterConfigOp::Delete))
+        .collect())
+}
+
 /// Parses `--acks`: -1 (all in-sync replicas), 0 (no answer) or 1 (the leader).
 pub(crate) fn parse_acks(s: &str) -> std::result::Result<i16, String> {
     match s {
@@ -115,6 +141,18 @@ pub(crate) fn parse_acks(s: &str) -> std::result::Result<i16, String> {
         "1" => Ok(1),
         _ => Err(format!("acks must be -1, 0 or 1, got '{s}'")),
     }
+}
+
+/// Prints to standard output; a closed pipe (`| head`) silently ends the output.
+pub(crate) fn print(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    ignore_broken_pipe(out.write_all(text.as_bytes()).and_then(|_| out.flush()))?;
+    Ok(())
+}
+
+/// [`print`]s one line.
+pub(crate) fn print_line(line: &str) -> Result<()> {
+    print(&format!("{line}\n"))
 }
 
 /// Ignores a broken pipe (`strom consume ... | head`), which is not an error for a CLI.

@@ -13,11 +13,9 @@
 //! Plugins are attached to topics with topic configs (`strom topics alter-config T --set
 //! partitioner=NAME@VERSION`, `interceptors.produce=a@1,b@2`, `interceptors.fetch=...`).
 
-use std::io::Write;
-
 use anyhow::{Context, Result};
 
-use super::{ignore_broken_pipe, one_line};
+use super::{one_line, print};
 use crate::admin_api::{AdminApi, PluginInfo, PluginRef, DEFAULT_ADMIN_URL};
 
 /// Where to reach the broker's admin HTTP API.
@@ -106,13 +104,6 @@ impl PluginsCommand {
         }
         Ok(())
     }
-}
-
-/// Prints to standard output; a closed pipe (`| head`) silently ends the output.
-fn print(text: &str) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    ignore_broken_pipe(out.write_all(text.as_bytes()).and_then(|_| out.flush()))?;
-    Ok(())
 }
 
 fn format_uploaded(info: &PluginInfo) -> String {

@@ -2,12 +2,9 @@
 //!
 //! Output follows `kafka-topics.sh` where it has an equivalent.
 
-use std::io::Write;
+use anyhow::Result;
 
-use anyhow::{bail, Result};
-
-use super::{ignore_broken_pipe, one_line, parse_key_value, ConnectionArgs};
-use crate::admin::AlterConfigOp;
+use super::{alter_ops, one_line, parse_key_value, print, print_line, ConnectionArgs};
 use crate::client::Client;
 use crate::metadata::{format_topic_id, TopicInfo};
 
@@ -111,15 +108,7 @@ impl TopicsCommand {
                 }
             }
             TopicsAction::AlterConfig { name, set, delete } => {
-                if set.is_empty() && delete.is_empty() {
-                    bail!("nothing to alter: give --set KEY=VALUE or --delete KEY");
-                }
-                let ops: Vec<AlterConfigOp> = set
-                    .into_iter()
-                    .map(|(k, v)| AlterConfigOp::Set(k, v))
-                    .chain(delete.into_iter().map(AlterConfigOp::Delete))
-                    .collect();
-                client.alter_topic_config(&name, &ops).await?;
+                client.alter_topic_config(&name, &alter_ops(set, delete)?).await?;
                 print_line(&format!("Altered configs of topic {name}."))?;
             }
             TopicsAction::AddPartitions { name, count } => {
@@ -129,17 +118,6 @@ impl TopicsCommand {
         }
         Ok(())
     }
-}
-
-/// Prints to standard output; a closed pipe (`| head`) silently ends the output.
-fn print(text: &str) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    ignore_broken_pipe(out.write_all(text.as_bytes()).and_then(|_| out.flush()))?;
-    Ok(())
-}
-
-fn print_line(line: &str) -> Result<()> {
-    print(&format!("{line}\n"))
 }
 
 /// The `kafka-topics.sh --describe` block of one topic.
