@@ -415,9 +415,19 @@ fn configs_and_cluster_commands() {
             .any(|l| l == "  num.partitions=2 sensitive=false source=STATIC_BROKER_CONFIG read-only"),
         "{broker_configs}"
     );
+    // Defaults are left out without --all, and listed with it.
+    let default_retention = "  log.retention.ms=604800000 sensitive=false source=DEFAULT_CONFIG read-only";
     assert!(
-        !broker_configs.contains("log.retention.hours="),
-        "defaults are left out without --all:\n{broker_configs}"
+        broker_configs
+            .lines()
+            .skip(1)
+            .all(|l| !l.contains("source=DEFAULT_CONFIG")),
+        "{broker_configs}"
+    );
+    let all_broker_configs = ok(&["configs", "describe", "--broker", &node_id, "--all"]);
+    assert!(
+        all_broker_configs.lines().any(|l| l == default_retention),
+        "{all_broker_configs}"
     );
     let from_librdkafka = seen(&node_id, "broker");
     assert_eq!(from_librdkafka["configs"]["num.partitions"], json!("2"));
