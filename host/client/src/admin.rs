@@ -129,12 +129,17 @@ pub struct ConfigEntry {
     pub value: Option<String>,
     /// Where the value comes from.
     pub source: ConfigSource,
-    /// Whether the value is Kafka's default (source DEFAULT_CONFIG), as `ConfigEntry.isDefault`.
-    pub is_default: bool,
     /// Whether the config cannot be altered.
     pub read_only: bool,
     /// Whether the value is hidden because it is sensitive.
     pub is_sensitive: bool,
+}
+
+impl ConfigEntry {
+    /// Whether the value is Kafka's default (source DEFAULT_CONFIG), as `ConfigEntry.isDefault`.
+    pub fn is_default(&self) -> bool {
+        self.source == ConfigSource::DefaultConfig
+    }
 }
 
 /// One change of IncrementalAlterConfigs.
@@ -289,7 +294,6 @@ impl Client {
                     name: c.name.to_string(),
                     value: c.value.map(|v| v.to_string()),
                     source,
-                    is_default: source == ConfigSource::DefaultConfig,
                     read_only: c.read_only,
                     is_sensitive: c.is_sensitive,
                 }

@@ -5,8 +5,9 @@
 //! and prints the median time per call and per record, next to the host's check of an
 //! interceptor's answer for scale, and the same work as the two plugins compiled natively
 //! (the SDK's reader and writer, the client's murmur2): the floor a guest cannot go below.
-//! An argument keeps only the cases whose label contains it; `python-memory` instead follows the Python example partitioner's memory over 14,000
-//! calls (build `examples/` first).
+//! An argument keeps only the cases whose label contains it; `python-memory` instead
+//! follows the Python example partitioner's memory over 14,000 calls (build `examples/`
+//! first).
 
 use std::collections::BTreeMap;
 use std::time::Instant;

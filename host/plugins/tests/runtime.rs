@@ -2,10 +2,10 @@
 //! looping, trapping or memory-hungry plugin fails only its own call.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 // Kafka's default partitioner as the client implements it (checked there against Kafka's
 // own test vectors): the reference for the murmur2 plugin.
-use std::time::{Duration, Instant};
 use strom_client::partitioner::partition_for_key;
 
 use strom_plugins::{

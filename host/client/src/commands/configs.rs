@@ -92,7 +92,7 @@ impl ConfigsCommand {
 fn describe_lines(resource: &ConfigResource, entries: &[ConfigEntry], all: bool) -> Vec<String> {
     let which = if all { "All" } else { "Non-default" };
     let mut lines = vec![format!("{which} configs for {resource} are:")];
-    for entry in entries.iter().filter(|e| all || !e.is_default) {
+    for entry in entries.iter().filter(|e| all || !e.is_default()) {
         let value = entry.value.as_deref().unwrap_or("null");
         let mut line = format!(
             "  {}={value} sensitive={} source={}",
@@ -116,7 +116,6 @@ mod tests {
             name: name.into(),
             value: value.map(str::to_string),
             source,
-            is_default: source == ConfigSource::DefaultConfig,
             read_only,
             is_sensitive: value.is_none(),
         }

@@ -126,7 +126,7 @@ async fn describe(client: &Client, topic: &TopicInfo) -> Result<String> {
         .describe_configs(&topic.name)
         .await?
         .into_iter()
-        .filter(|c| !c.is_default)
+        .filter(|c| !c.is_default())
         .map(|c| format!("{}={}", c.name, c.value.as_deref().unwrap_or("")))
         .collect();
     Ok(format_description(topic, &configs))
