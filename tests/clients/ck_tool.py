@@ -159,7 +159,10 @@ def dump(bootstrap, topic, partitions):
 
 def configs(bootstrap, name, kind="topic"):
     a = AdminClient({"bootstrap.servers": bootstrap, "allow.auto.create.topics": False})
-    rtype = ResourceType.BROKER if kind == "broker" else ResourceType.TOPIC
+    kinds = {"topic": ResourceType.TOPIC, "broker": ResourceType.BROKER}
+    if kind not in kinds:
+        fail("configs: resource kind must be topic or broker, not %r" % kind)
+    rtype = kinds[kind]
     fs = a.describe_configs([ConfigResource(rtype, name)], request_timeout=30)
     res, sources = {}, {}
     for _, f in fs.items():
