@@ -1,8 +1,8 @@
 //! TLS, SASL and ACLs against the real `strom` binary, driven by real clients: librdkafka
 //! (confluent-kafka 2.16, `tests/clients/security_ck.py`), kafka-python 3.0
 //! (`tests/clients/security_kp.py`, which also holds the raw-socket and Python `ssl` probes),
-//! the Java client (kafka-clients 3.9, `SecurityJava.java`) and the `strom users`/`strom acls`
-//! CLI.
+//! the Java client (kafka-clients 3.9, `SecurityJava.java`), KafkaJS 2.2
+//! (`kafkajs_scenarios.js`) and the `strom users`/`strom acls` CLI.
 //!
 //! Tests that use TLS make their own certificates with `config/gen-certs.sh` (a CA, broker
 //! certificates for localhost/127.0.0.1, client certificates for alice and bob). Each test
@@ -28,7 +28,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{java_classpath, python, run_java, run_with_timeout, strom_ok, tests_dir, Broker, TOOL_TIMEOUT};
+use common::{java_classpath, node, python, run_java, run_with_timeout, strom_ok, tests_dir, Broker, TOOL_TIMEOUT};
 use serde_json::{json, Value};
 
 /// How long a client may take to report a refused login or a failed handshake.
@@ -1781,6 +1781,56 @@ fn java_client_sasl_ssl_scram_sha_512() {
     assert_eq!(r["wrong_password_delivered"], json!(false), "{r}");
     assert!(
         r["wrong_password_s"].as_f64().unwrap() <= 10.0,
+        "wrong password took long: {r}"
+    );
+}
+
+/// KafkaJS 2.2 with SASL_SSL and SCRAM-SHA-512 against the broker of the example config,
+/// verifying the broker's certificate against the CA: an idempotent producer and a consumer
+/// group round-trip 20 records as alice (given Read on her group here), and a wrong
+/// password fails with KafkaJSSASLAuthenticationError promptly.
+#[test]
+fn kafkajs_sasl_ssl_scram_sha_512() {
+    let certs = Certs::new();
+    let broker = example_broker(&certs);
+    strom_in(&[
+        "acls",
+        "add",
+        "--allow-principal",
+        "User:alice",
+        "--operation",
+        "Read",
+        "--group",
+        "kafkajs-alice",
+        "--bootstrap-server",
+        &broker.addr(),
+    ]);
+    let r = node(
+        &broker,
+        "kafkajs_scenarios.js",
+        &[
+            "sasl-ssl",
+            &broker.listener_addr("EXTERNAL"),
+            &certs.p("ca.pem"),
+            "alice",
+            "alice-secret",
+            "example-orders",
+            "kafkajs-alice",
+        ],
+    );
+    assert_eq!(r["produced_base_offset"], json!(0), "{r}");
+    assert_eq!(
+        r["consumed"],
+        json!((0..20).map(|i| format!("kafkajs-value-{i}")).collect::<Vec<_>>()),
+        "{r}"
+    );
+    assert_eq!(
+        r["wrong_password_error"],
+        json!("KafkaJSSASLAuthenticationError"),
+        "{r}"
+    );
+    assert!(
+        r["wrong_password_s"].as_f64().is_some_and(|s| s <= FAIL_WITHIN_S),
         "wrong password took long: {r}"
     );
 }

@@ -422,11 +422,27 @@ pub fn python_with_timeout(_broker: &Broker, script: &str, args: &[&str], timeou
     let mut cmd = Command::new("python3");
     cmd.arg(&path).args(args).env("PYTHONUNBUFFERED", "1");
     let out = run_with_timeout(&mut cmd, None, timeout);
+    last_json_line(&format!("python3 {script} {args:?}"), &out)
+}
+
+/// Run a Node.js client script from tests/clients (KafkaJS, installed there by tests/setup)
+/// and return the JSON object on its last non-empty stdout line.
+pub fn node(_broker: &Broker, script: &str, args: &[&str]) -> serde_json::Value {
+    let mut cmd = Command::new("node");
+    cmd.arg(clients_dir().join(script))
+        .args(args)
+        .env("KAFKAJS_NO_PARTITIONER_WARNING", "1");
+    let out = run_with_timeout(&mut cmd, None, SCRIPT_TIMEOUT);
+    last_json_line(&format!("node {script} {args:?}"), &out)
+}
+
+/// The JSON object a client program printed last, or a panic showing what went wrong.
+fn last_json_line(what: &str, out: &Output) -> serde_json::Value {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         panic!(
-            "python3 {script} {args:?} failed with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            "{what} failed with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
             out.status,
             tail(&stdout, 20_000),
             tail(&stderr, 20_000)
@@ -436,9 +452,9 @@ pub fn python_with_timeout(_broker: &Broker, script: &str, args: &[&str], timeou
         .lines()
         .rev()
         .find(|l| !l.trim().is_empty())
-        .unwrap_or_else(|| panic!("python3 {script} printed nothing; stderr:\n{stderr}"));
+        .unwrap_or_else(|| panic!("{what} printed nothing; stderr:\n{stderr}"));
     serde_json::from_str(last)
-        .unwrap_or_else(|e| panic!("python3 {script}: last stdout line is not JSON ({e}): {last}\nstderr:\n{stderr}"))
+        .unwrap_or_else(|e| panic!("{what}: last stdout line is not JSON ({e}): {last}\nstderr:\n{stderr}"))
 }
 
 /// Run the `strom` CLI (a client subcommand) and return its output, whatever the exit code.
