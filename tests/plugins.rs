@@ -1,11 +1,12 @@
 //! WebAssembly plugins end to end: the real `strom` binary with its admin HTTP API, the
 //! `strom plugins` CLI, the plugins built from `plugins/`, and real Kafka clients
-//! (confluent-kafka/librdkafka, kafka-python, kcat) producing and consuming.
+//! (confluent-kafka/librdkafka, kafka-python, kcat, KafkaJS) producing and consuming.
 //!
 //! Each test starts its own broker with `admin.listener` on a free port. Plugin components
 //! come from `strom_plugins::artifacts`. Client scenarios live in
-//! `tests/clients/plugins_ck.py` (librdkafka) and `tests/clients/plugins_kp.py`
-//! (kafka-python); they print JSON that the tests here assert on.
+//! `tests/clients/plugins_ck.py` (librdkafka), `tests/clients/plugins_kp.py`
+//! (kafka-python) and `tests/clients/kafkajs_scenarios.js` (KafkaJS); they print JSON that
+//! the tests here assert on.
 
 mod common;
 
@@ -15,7 +16,9 @@ use std::net::TcpStream;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{free_port, kcat_ok, python, run_with_timeout, strom_bin, strom_cli, strom_ok, Broker, TOOL_TIMEOUT};
+use common::{
+    free_port, kcat_ok, node, python, run_with_timeout, strom_bin, strom_cli, strom_ok, Broker, TOOL_TIMEOUT,
+};
 use serde_json::{json, Value};
 use strom_client::partitioner::partition_for_key;
 use strom_plugins::artifacts;
@@ -933,6 +936,49 @@ fn enforce_mode_refuses_misrouted_records_naming_the_right_partition() {
         counts[right(k) as usize] += 1;
     }
     assert_eq!(hw, counts.to_vec(), "refused batches take no offsets");
+}
+
+/// KafkaJS's admin client alone attaches the murmur2 partitioner (topic configs at create)
+/// and switches its mode (AlterConfigs): in enforce mode records KafkaJS's own partitioner
+/// places are stored and misrouted ones refused with INVALID_RECORD, storing nothing; in
+/// route mode misrouted records are stored in the partition the plugin picks.
+#[test]
+fn kafkajs_attaches_and_reconfigures_a_partitioner_through_topic_configs() {
+    let s = Strom::start_with(&[("group.initial.rebalance.delay.ms", "0")]);
+    s.upload("murmur2@1", artifacts::MURMUR2_PARTITIONER);
+    let r = node(
+        &s.broker,
+        "kafkajs_scenarios.js",
+        &["partitioner-plugin", &s.addr(), "murmur2@1"],
+    );
+    assert_eq!(
+        r["configs_enforce"],
+        json!({"partitioner": "murmur2@1", "partitioner.mode": "enforce"}),
+        "{r}"
+    );
+    assert_eq!(
+        r["enforce_refusals"],
+        json!(["INVALID_RECORD", "INVALID_RECORD", "INVALID_RECORD"]),
+        "{r}"
+    );
+    assert_eq!(r["high_watermark_sum_after_enforce"], json!(40), "{r}");
+    assert_eq!(
+        r["configs_route"],
+        json!({"partitioner": "murmur2@1", "partitioner.mode": "route"}),
+        "{r}"
+    );
+    // A moved record leaves an offset gap in the partition it was addressed to (that batch
+    // keeps the producer's identity) and takes an offset where it lands: the high
+    // watermarks grow by two per moved record, while consumers read each record once.
+    assert_eq!(r["high_watermark_sum_after_route"], json!(46), "{r}");
+    assert_eq!(r["consumed"], json!(43), "{r}");
+    assert_eq!(r["misplaced"], json!([]), "every record in its murmur2 partition: {r}");
+    assert_eq!(
+        r["routed_keys_stored"],
+        json!(["routed-0", "routed-1", "routed-2"]),
+        "{r}"
+    );
+    assert_eq!(r["refused_keys_stored"], json!(0), "{r}");
 }
 
 /// A produce interceptor stamps a header on every record (default name and value, and

@@ -5,6 +5,7 @@
 //   node kafkajs_scenarios.js admin BOOTSTRAP
 //   node kafkajs_scenarios.js rebalance BOOTSTRAP
 //   node kafkajs_scenarios.js sasl-ssl BOOTSTRAP CA_PEM USER PASSWORD TOPIC GROUP
+//   node kafkajs_scenarios.js partitioner-plugin BOOTSTRAP PLUGIN_REF
 'use strict';
 
 const fs = require('fs');
@@ -38,6 +39,25 @@ async function until(what, ms, check) {
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms: ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+// Starts a consumer group member reading `topic` from the beginning and waits until
+// `count` records have been handed to `onMessage`; returns the member, still in its group.
+async function consumeFromStart(kafka, groupId, topic, count, onMessage) {
+  const consumer = kafka.consumer({ groupId });
+  await consumer.connect();
+  await consumer.subscribe({ topics: [topic], fromBeginning: true });
+  let seen = 0;
+  let done;
+  const all = new Promise((resolve) => (done = resolve));
+  await consumer.run({
+    eachMessage: async (payload) => {
+      onMessage(payload);
+      if (++seen === count) done();
+    },
+  });
+  await withTimeout(all, 60000, `reading ${count} records of ${topic} (got ${seen})`);
+  return consumer;
 }
 
 // An idempotent producer sends 100 keyed records with headers (uncompressed) and 10 more
@@ -83,38 +103,29 @@ async function roundtrip() {
   await producer.disconnect();
 
   const groupId = `g-${topic}`;
-  const consumer = kafka.consumer({ groupId });
-  await consumer.connect();
-  await consumer.subscribe({ topics: [topic], fromBeginning: true });
   const mismatches = [];
   const seen = new Set();
   let consumed = 0;
-  let done;
-  const all = new Promise((resolve) => (done = resolve));
-  await consumer.run({
-    eachMessage: async ({ partition, message }) => {
-      consumed++;
-      const at = `${partition}/${message.offset}`;
-      const want = expected.get(at);
-      const got = {
-        key: message.key && message.key.toString(),
-        value: message.value && message.value.toString(),
-        headers: Object.fromEntries(Object.entries(message.headers).map(([k, v]) => [k, v.toString()])),
-      };
-      if (!want) {
-        mismatches.push({ at, unexpected: got });
-      } else if (
-        got.key !== want.key ||
-        got.value !== want.value ||
-        JSON.stringify(got.headers) !== JSON.stringify(want.headers)
-      ) {
-        mismatches.push({ at, want, got });
-      }
-      seen.add(at);
-      if (seen.size === expected.size) done();
-    },
+  const consumer = await consumeFromStart(kafka, groupId, topic, expected.size, ({ partition, message }) => {
+    consumed++;
+    const at = `${partition}/${message.offset}`;
+    const want = expected.get(at);
+    const got = {
+      key: message.key && message.key.toString(),
+      value: message.value && message.value.toString(),
+      headers: Object.fromEntries(Object.entries(message.headers).map(([k, v]) => [k, v.toString()])),
+    };
+    if (!want) {
+      mismatches.push({ at, unexpected: got });
+    } else if (
+      got.key !== want.key ||
+      got.value !== want.value ||
+      JSON.stringify(got.headers) !== JSON.stringify(want.headers)
+    ) {
+      mismatches.push({ at, want, got });
+    }
+    seen.add(at);
   });
-  await withTimeout(all, 60000, `consuming ${expected.size} records (got ${consumed})`);
   for (const at of expected.keys()) if (!seen.has(at)) mismatches.push({ at, missing: true });
 
   const watermarks = await admin.fetchTopicOffsets(topic);
@@ -277,19 +288,10 @@ async function saslSsl() {
   const values = Array.from({ length: 20 }, (_, i) => `kafkajs-value-${i}`);
   const sent = await producer.send({ topic, acks: -1, messages: values.map((value) => ({ value })) });
   await producer.disconnect();
-  const consumer = kafka.consumer({ groupId });
-  await consumer.connect();
-  await consumer.subscribe({ topics: [topic], fromBeginning: true });
   const consumed = [];
-  let done;
-  const all = new Promise((resolve) => (done = resolve));
-  await consumer.run({
-    eachMessage: async ({ message }) => {
-      consumed.push(message.value.toString());
-      if (consumed.length === values.length) done();
-    },
-  });
-  await withTimeout(all, 60000, `consuming ${values.length} records (got ${consumed.length})`);
+  const consumer = await consumeFromStart(kafka, groupId, topic, values.length, ({ message }) =>
+    consumed.push(message.value.toString())
+  );
   await consumer.disconnect();
 
   const started = Date.now();
@@ -312,7 +314,76 @@ async function saslSsl() {
   );
 }
 
-const scenarios = { roundtrip, admin, rebalance, 'sasl-ssl': saslSsl };
+// A partitioner plugin (PLUGIN_REF, uploaded by the test: Kafka's murmur2) attached and
+// re-configured through KafkaJS's admin client alone. In enforce mode, records KafkaJS's
+// default partitioner places are stored and records sent to another partition are refused
+// with INVALID_RECORD; after AlterConfigs switches to route mode, misrouted records are
+// accepted and stored where the plugin (and KafkaJS's partitioner) would have put them.
+async function partitionerPlugin() {
+  const [plugin] = rest;
+  const topic = `kjs-plugin-${Date.now()}`;
+  const admin = kafka.admin();
+  await admin.connect();
+  const attach = (mode) => [
+    { name: 'partitioner', value: plugin },
+    { name: 'partitioner.mode', value: mode },
+  ];
+  await admin.createTopics({ topics: [{ topic, numPartitions: 4, configEntries: attach('enforce') }], waitForLeaders: true });
+  const partitionMetadata = (await admin.fetchTopicMetadata({ topics: [topic] })).topics[0].partitions;
+  const choose = Partitioners.DefaultPartitioner();
+  const right = (key) => choose({ topic, partitionMetadata, message: { key } });
+  const out = {};
+  const configs = async () =>
+    Object.fromEntries(
+      (await admin.describeConfigs({ resources: [{ type: 2, name: topic, configNames: ['partitioner', 'partitioner.mode'] }] })).resources[0].configEntries.map(
+        (c) => [c.configName, c.configValue]
+      )
+    );
+  out.configs_enforce = await configs();
+
+  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, retry: { retries: 0 } });
+  await producer.connect();
+  const keyed = Array.from({ length: 40 }, (_, i) => ({ key: `key-${i}`, value: `keyed-${i}` }));
+  await producer.send({ topic, acks: -1, messages: keyed });
+  const misrouted = (tag) =>
+    [0, 1, 2].map((i) => {
+      const key = `${tag}-${i}`;
+      return { key, value: `${tag}-value-${i}`, partition: (right(key) + 1 + i) % 4 };
+    });
+  out.enforce_refusals = [];
+  for (const message of misrouted('refused')) {
+    try {
+      await producer.send({ topic, acks: -1, messages: [message] });
+      out.enforce_refusals.push('stored');
+    } catch (e) {
+      out.enforce_refusals.push(errorType(e));
+    }
+  }
+  const highWatermarkSum = async () => (await admin.fetchTopicOffsets(topic)).reduce((sum, p) => sum + Number(p.high), 0);
+  out.high_watermark_sum_after_enforce = await highWatermarkSum();
+
+  await admin.alterConfigs({ resources: [{ type: 2, name: topic, configEntries: attach('route') }] });
+  out.configs_route = await configs();
+  const routed = misrouted('routed');
+  for (const message of routed) await producer.send({ topic, acks: -1, messages: [message] });
+  await producer.disconnect();
+  out.high_watermark_sum_after_route = await highWatermarkSum();
+
+  // Read everything back and check where each record landed.
+  const landed = [];
+  const consumer = await consumeFromStart(kafka, `g-${topic}`, topic, keyed.length + routed.length, ({ partition, message }) =>
+    landed.push({ key: message.key.toString(), partition })
+  );
+  await consumer.disconnect();
+  await admin.disconnect();
+  out.consumed = landed.length;
+  out.misplaced = landed.filter((r) => r.partition !== right(r.key));
+  out.routed_keys_stored = landed.filter((r) => r.key.startsWith('routed-')).map((r) => r.key).sort();
+  out.refused_keys_stored = landed.filter((r) => r.key.startsWith('refused-')).length;
+  console.log(JSON.stringify(out));
+}
+
+const scenarios = { roundtrip, admin, rebalance, 'sasl-ssl': saslSsl, 'partitioner-plugin': partitionerPlugin };
 if (!scenarios[scenario] || !bootstrap) {
   console.error(`usage: node kafkajs_scenarios.js (${Object.keys(scenarios).join('|')}) BOOTSTRAP`);
   process.exit(2);
