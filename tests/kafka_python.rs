@@ -53,3 +53,31 @@ fn aiokafka_round_trip() {
     assert_eq!(int(&r, "consumed"), 50);
     assert_no_mismatches(&r, "mismatches");
 }
+
+/// aiokafka's consumer group: one member reads every record of an idempotent GZIP producer
+/// exactly once, byte-exact, and commits; a second member joins, the four partitions are
+/// split between the two with none delivered again, the committed offsets are the end
+/// offsets, and the group is Empty once both have left.
+#[test]
+fn aiokafka_consumer_group_commits_and_rebalances() {
+    let broker = Broker::start_with(&[("group.initial.rebalance.delay.ms", "0")]);
+    let r = python(&broker, "aio_group.py", &[&broker.addr(), "60"]);
+    assert_eq!(int(&r, "consumed"), 60, "{r}");
+    assert_no_mismatches(&r, "mismatches");
+    assert_eq!(r["first_assignment"], json!([0, 1, 2, 3]), "{r}");
+    let split: Vec<Vec<i64>> = serde_json::from_value(r["split"].clone()).expect("split");
+    assert!(split.iter().all(|s| !s.is_empty()), "both members hold partitions: {r}");
+    let mut union: Vec<i64> = split.concat();
+    union.sort();
+    assert_eq!(union, vec![0, 1, 2, 3], "every partition to one member: {r}");
+    assert_eq!(int(&r, "redelivered"), 0, "{r}");
+    assert_eq!(r["committed"], r["end_offsets"], "{r}");
+    let total: i64 = r["end_offsets"]
+        .as_object()
+        .expect("end offsets")
+        .values()
+        .map(|v| v.as_i64().expect("offset"))
+        .sum();
+    assert_eq!(total, 60, "{r}");
+    assert_eq!(r["state_after_leaving"], json!("Empty"), "{r}");
+}
