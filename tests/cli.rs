@@ -1,5 +1,6 @@
-//! The `strom` command line (topics, configs, cluster, produce, consume) against the real broker, with an
-//! independent client (kcat or librdkafka) checking what the CLI claims to have done.
+//! The `strom` command line (topics, configs, cluster, produce, consume) against the real
+//! broker, with an independent client (kcat or librdkafka) checking what the CLI claims to
+//! have done.
 
 mod common;
 

@@ -577,15 +577,5 @@ pub fn run_java(
         .args(args)
         .current_dir(broker.scratch_dir());
     let out = run_with_timeout(&mut cmd, None, timeout);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "{program} failed with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        tail(&stdout, 10_000),
-        tail(&stderr, 20_000)
-    );
-    let last = stdout.lines().rev().find(|l| l.starts_with('{')).expect("JSON line");
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"))
+    last_json_line(&format!("java {program} {args:?}"), &out)
 }
