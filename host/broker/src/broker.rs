@@ -135,7 +135,7 @@ impl Broker {
     /// A plugin mechanism (`sasl.mechanism.plugins`) is resolved from metadata now, at
     /// handshake time, so a plugin uploaded after the broker started is used; a missing
     /// plugin fails this handshake with the reason.
-    pub fn start_sasl(&self, mechanism: &str, verifier: Verifier) -> Result<SaslExchange, String> {
+    pub async fn start_sasl(&self, mechanism: &str, verifier: Verifier) -> Result<SaslExchange, String> {
         let provided_by = crate::security::plugin_mechanisms(&self.config)
             .into_iter()
             .find(|(m, _)| m == mechanism);
@@ -148,7 +148,7 @@ impl Broker {
                 .plugins
                 .sasl(&self.config, &verifier.image, &id, limits)
                 .map_err(|e| format!("SASL mechanism {mechanism} is provided by plugin {id} (sasl.mechanism.plugins), which is unavailable: {e}"))?;
-            return SaslExchange::start_plugin(mechanism, plugin, verifier);
+            return SaslExchange::start_plugin(mechanism, plugin, verifier).await;
         }
         SaslExchange::start(mechanism, verifier)
             .ok_or_else(|| format!("SASL mechanism {mechanism} could not be started"))

@@ -1,6 +1,7 @@
-//! The produce and fetch paths of topics that attach plugins: decode the batches, run the
-//! interceptors and the partitioner (on the blocking pool: a plugin may use its whole time
-//! budget), and re-encode. Topics without plugins never come here.
+//! The produce and fetch paths of topics that attach plugins: run the interceptors and the
+//! partitioner on each batch's records, and re-encode only what changed. Plugin calls run
+//! on the request's own task (a guest yields to the executor at every epoch tick, see
+//! `strom_plugins::plugin`). Topics without plugins never come here.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -63,7 +64,7 @@ impl<'a> Section<'a> {
         })
     }
 
-    fn intercept(
+    async fn intercept(
         &mut self,
         interceptor: &LoadedPlugin,
         ctx: &BatchContext,
@@ -79,6 +80,7 @@ impl<'a> Section<'a> {
                 header.last_offset_delta,
                 produce,
             )
+            .await
             .map_err(call_refusal)?;
         if let Some(replaced) = replaced {
             // strom-plugins has checked the records (and measured their timestamps).
@@ -102,7 +104,7 @@ impl<'a> Section<'a> {
 
 /// Runs a topic's produce interceptors and partitioner over one request's batches for
 /// one partition and returns what to append where.
-pub fn plan_produce(input: &ProduceInput) -> Result<Vec<PlannedBatch>, Refusal> {
+pub async fn plan_produce(input: &ProduceInput) -> Result<Vec<PlannedBatch>, Refusal> {
     let corrupt = |e: strom_storage::StorageError| (crate::handlers::storage_error_code(&e), e.to_string());
     // The addressed partition's batches: zero-copy slices of the request where a batch
     // stays as the producer sent it, so a request no plugin changes is appended as it came.
@@ -128,7 +130,7 @@ pub fn plan_produce(input: &ProduceInput) -> Result<Vec<PlannedBatch>, Refusal> 
                 principal: input.principal.clone(),
             };
             for interceptor in &input.plugins.produce {
-                section.intercept(interceptor, &ctx, &header, true)?;
+                section.intercept(interceptor, &ctx, &header, true).await?;
             }
         }
         let choices = match &input.plugins.partitioner {
@@ -142,6 +144,7 @@ pub fn plan_produce(input: &ProduceInput) -> Result<Vec<PlannedBatch>, Refusal> 
                         section.count,
                         header.base_timestamp,
                     )
+                    .await
                     .map_err(call_refusal)?,
             ),
         };
@@ -249,7 +252,7 @@ fn concat(mut parts: Vec<Bytes>) -> Bytes {
 
 /// Runs a topic's fetch interceptors over the batches read for one partition. Offsets and
 /// batch boundaries stay as stored; dropped records become gaps.
-pub fn transform_fetched(
+pub async fn transform_fetched(
     plugins: &TopicPlugins,
     topic: &str,
     partition: i32,
@@ -276,7 +279,7 @@ pub fn transform_fetched(
         };
         let mut section = Section::of(raw, &header)?;
         for interceptor in &plugins.fetch {
-            section.intercept(interceptor, &ctx, &header, false)?;
+            section.intercept(interceptor, &ctx, &header, false).await?;
         }
         let Some(encoded) = section.rewritten(&header)? else {
             out.extend_from_slice(raw);

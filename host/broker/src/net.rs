@@ -210,7 +210,7 @@ where
         };
         if auth.expects_raw_token() {
             // After a v0 SaslHandshake the client sends bare SASL tokens, not requests.
-            let reply = auth.raw_token(broker, &frame);
+            let reply = auth.raw_token(broker, &frame).await;
             writer.write_all(&reply.bytes).await?;
             if let Some(reason) = reply.close {
                 return Err(close_after_failed_authentication(&mut writer, reason).await);
@@ -241,7 +241,7 @@ where
         match auth.admit(request.api_key) {
             Admission::Serve => {}
             Admission::Sasl => {
-                let reply = auth.handle(broker, &request)?;
+                let reply = auth.handle(broker, &request).await?;
                 writer.write_all(&reply.bytes).await?;
                 if let Some(reason) = reply.close {
                     return Err(close_after_failed_authentication(&mut writer, reason).await);

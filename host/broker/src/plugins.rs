@@ -308,9 +308,7 @@ impl PluginManager {
                     .load(id, &plugin.bytes, plugin_config, limits)
                     .map_err(|e| format!("loading plugin {id}: {e}"))?,
             );
-            if let Err(e) = loaded.warm() {
-                tracing::warn!(plugin = %id, error = %e, "plugin failed to start; its calls will fail");
-            }
+            warm_in_background(&loaded);
             self.loaded.lock().insert(key, Arc::clone(&loaded));
             Ok(loaded)
         };
@@ -381,6 +379,20 @@ impl PluginManager {
         self.loaded.lock().insert(key, Arc::clone(&loaded));
         Ok(loaded)
     }
+}
+
+/// Instantiates one instance of a newly loaded plugin on the runtime, so the first call
+/// does not pay for it (without a runtime, the first call instantiates).
+fn warm_in_background(loaded: &Arc<LoadedPlugin>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let loaded = Arc::clone(loaded);
+    runtime.spawn(async move {
+        if let Err(e) = loaded.warm().await {
+            tracing::warn!(plugin = %loaded.id, error = %e, "plugin failed to start; its calls will fail");
+        }
+    });
 }
 
 fn lookup<'a>(image: &'a MetadataImage, id: &str, world: World) -> Result<&'a strom_metadata::PluginImage, String> {

@@ -116,20 +116,20 @@ impl ConnectionAuth {
     }
 
     /// Handles SaslHandshake or SaslAuthenticate (after `admit` said `Sasl`).
-    pub fn handle(&mut self, broker: &Broker, request: &Request) -> Result<SaslReply, FrameError> {
+    pub async fn handle(&mut self, broker: &Broker, request: &Request) -> Result<SaslReply, FrameError> {
         match request.api_key {
             ApiKey::SaslHandshake => {
                 let body: SaslHandshakeRequest = protocol::decode_body(request)?;
-                self.handshake(broker, request, body)
+                self.handshake(broker, request, body).await
             }
             _ => {
                 let body: SaslAuthenticateRequest = protocol::decode_body(request)?;
-                self.authenticate(broker, request, body)
+                self.authenticate(broker, request, body).await
             }
         }
     }
 
-    fn handshake(
+    async fn handshake(
         &mut self,
         broker: &Broker,
         request: &Request,
@@ -154,7 +154,7 @@ impl ConnectionAuth {
                 enabled.join(", ")
             ))
         } else {
-            match broker.start_sasl(&mechanism, self.verifier(broker)) {
+            match broker.start_sasl(&mechanism, self.verifier(broker)).await {
                 Ok(exchange) => {
                     self.state = State::Exchanging {
                         exchange,
@@ -197,7 +197,7 @@ impl ConnectionAuth {
         }
     }
 
-    fn authenticate(
+    async fn authenticate(
         &mut self,
         broker: &Broker,
         request: &Request,
@@ -205,7 +205,7 @@ impl ConnectionAuth {
     ) -> Result<SaslReply, FrameError> {
         let mut response = SaslAuthenticateResponse::default();
         let outcome = match &mut self.state {
-            State::Exchanging { exchange, .. } => Some(exchange.step(&body.auth_bytes)),
+            State::Exchanging { exchange, .. } => Some(exchange.step(&body.auth_bytes).await),
             _ => None,
         };
         let close = match outcome {
@@ -247,11 +247,11 @@ impl ConnectionAuth {
     }
 
     /// Handles one raw token after a v0 handshake; the reply is a size-prefixed token.
-    pub fn raw_token(&mut self, broker: &Broker, token: &[u8]) -> SaslReply {
+    pub async fn raw_token(&mut self, broker: &Broker, token: &[u8]) -> SaslReply {
         let State::Exchanging { exchange, .. } = &mut self.state else {
             unreachable!("raw tokens are read only while exchanging")
         };
-        let (reply, close) = match exchange.step(token) {
+        let (reply, close) = match exchange.step(token).await {
             Ok(Step::Challenge(challenge)) => (challenge, None),
             Ok(Step::Done { who, final_message }) => match self.complete(broker, who) {
                 Ok(_) => (final_message, None),

@@ -5,6 +5,9 @@ pub mod partitioner {
     wasmtime::component::bindgen!({
         world: "partitioner-plugin",
         path: "../../wit",
+        // Calls into plugins are futures: a guest runs on the caller's task and yields to
+        // the executor at every epoch tick, and WASI's blocking operations are async.
+        exports: { default: async },
     });
 }
 
@@ -12,6 +15,7 @@ pub mod batch_partitioner {
     wasmtime::component::bindgen!({
         world: "batch-partitioner-plugin",
         path: "../../wit",
+        exports: { default: async },
         with: {
             "strom:plugin/types": crate::bindings::partitioner::strom::plugin::types,
             "strom:plugin/host": crate::bindings::partitioner::strom::plugin::host,
@@ -23,6 +27,7 @@ pub mod batch_interceptor {
     wasmtime::component::bindgen!({
         world: "batch-interceptor-plugin",
         path: "../../wit",
+        exports: { default: async },
         with: {
             "strom:plugin/types": crate::bindings::partitioner::strom::plugin::types,
             "strom:plugin/host": crate::bindings::partitioner::strom::plugin::host,
@@ -34,6 +39,7 @@ pub mod interceptor {
     wasmtime::component::bindgen!({
         world: "interceptor-plugin",
         path: "../../wit",
+        exports: { default: async },
         with: {
             "strom:plugin/types": crate::bindings::partitioner::strom::plugin::types,
             "strom:plugin/host": crate::bindings::partitioner::strom::plugin::host,
@@ -45,6 +51,7 @@ pub mod sasl {
     wasmtime::component::bindgen!({
         world: "sasl-plugin",
         path: "../../wit",
+        exports: { default: async },
         with: {
             "strom:plugin/host": crate::bindings::partitioner::strom::plugin::host,
         },

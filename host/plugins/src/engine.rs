@@ -2,7 +2,7 @@
 //! pooling allocator, and an on-disk cache of compiled components keyed by content hash.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +29,9 @@ pub struct PluginEngine {
     pub linker: Linker<State>,
     /// What all instances' memories hold together, and the cap.
     pub memory: Arc<MemoryBudget>,
+    /// Epoch ticks since the engine started: what call budgets are measured against
+    /// (wasmtime does not expose its epoch counter).
+    pub ticks: Arc<AtomicU64>,
     cache_dir: Option<PathBuf>,
     stop: Arc<AtomicBool>,
 }
@@ -45,7 +48,7 @@ impl PluginEngine {
             }
         };
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(anyhow::Error::from)
             .context("adding WASI to the plugin linker")?;
         host::add_to_linker::<State, wasmtime::component::HasSelf<State>>(&mut linker, |state| state)
@@ -60,11 +63,14 @@ impl PluginEngine {
         let stop = Arc::new(AtomicBool::new(false));
         let ticker_engine = engine.clone();
         let ticker_stop = Arc::clone(&stop);
+        let ticks = Arc::new(AtomicU64::new(0));
+        let ticker_ticks = Arc::clone(&ticks);
         std::thread::Builder::new()
             .name("strom-plugin-epoch".into())
             .spawn(move || {
                 while !ticker_stop.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_TICK);
+                    ticker_ticks.fetch_add(1, Ordering::Relaxed);
                     ticker_engine.increment_epoch();
                 }
             })?;
@@ -72,6 +78,7 @@ impl PluginEngine {
             engine,
             linker,
             memory: Arc::new(MemoryBudget::new(PLUGIN_MEMORY_TOTAL_BYTES_DEFAULT)),
+            ticks,
             cache_dir,
             stop,
         })

@@ -2,6 +2,12 @@
 //! instances, and the calls the broker makes into it, each under a time budget and a
 //! memory cap. A failed call throws its instance away (a trapped instance cannot be
 //! re-entered); the next call gets a fresh one.
+//!
+//! Calls are futures that run the guest on the caller's task, so a quick call costs no
+//! thread hand-off. A guest that runs past an epoch tick yields to the executor there, and
+//! one that runs past its budget is interrupted at the next tick; WASI's blocking
+//! operations are async too. A slow plugin therefore delays its own caller and never holds
+//! a runtime worker for longer than a tick.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -10,7 +16,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use wasmtime::component::Component;
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, UpdateDeadline};
 
 use crate::bindings::batch_interceptor::{BatchInterceptorPlugin, BatchInterceptorPluginPre};
 use crate::bindings::batch_partitioner::{BatchPartitionerPlugin, BatchPartitionerPluginPre};
@@ -206,6 +212,8 @@ pub struct LoadedPlugin {
     config: Arc<BTreeMap<String, String>>,
     engine: wasmtime::Engine,
     memory: Arc<MemoryBudget>,
+    /// The engine's tick count, against which call budgets run.
+    ticks: Arc<AtomicU64>,
     pre: Pre,
     pool: Mutex<Vec<Instance>>,
     calls: AtomicU64,
@@ -279,6 +287,7 @@ impl LoadedPlugin {
             config: Arc::new(config),
             engine: engine.engine.clone(),
             memory: Arc::clone(&engine.memory),
+            ticks: Arc::clone(&engine.ticks),
             pre,
             pool: Mutex::new(Vec::new()),
             calls: AtomicU64::new(0),
@@ -288,8 +297,8 @@ impl LoadedPlugin {
 
     /// Instantiates one instance ahead of the first call, so that call does not pay for
     /// the first instantiation (memory set-up, WASI, the guest's start code).
-    pub fn warm(&self) -> Result<(), CallError> {
-        let instance = self.instantiate()?;
+    pub async fn warm(&self) -> Result<(), CallError> {
+        let instance = self.instantiate().await?;
         self.pool.lock().push(instance);
         Ok(())
     }
@@ -302,11 +311,14 @@ impl LoadedPlugin {
         )
     }
 
-    fn budget_ticks(&self) -> u64 {
-        (self.limits.call_ms_max.max(1) as u128 * 1000 / EPOCH_TICK.as_micros().max(1)) as u64
+    /// Starts the time budget of a call (or an instantiation) on `store`.
+    fn arm(&self, store: &mut Store<State>) {
+        let budget = (self.limits.call_ms_max.max(1) as u128 * 1000 / EPOCH_TICK.as_micros().max(1)) as u64;
+        store.data_mut().deadline_tick = self.ticks.load(Ordering::Relaxed) + budget;
+        store.set_epoch_deadline(1);
     }
 
-    fn instantiate(&self) -> Result<Instance, CallError> {
+    async fn instantiate(&self) -> Result<Instance, CallError> {
         let mut store = Store::new(
             &self.engine,
             State::new(
@@ -317,14 +329,24 @@ impl LoadedPlugin {
             ),
         );
         store.limiter(|state| state);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(self.budget_ticks());
+        // At every tick the guest sees: yield to the executor, or stop it (a trap,
+        // `Trap::Interrupt`) once its budget is spent. The budget is measured in engine
+        // ticks, which also pass while the guest waits in an async WASI call.
+        let ticks = Arc::clone(&self.ticks);
+        store.epoch_deadline_callback(move |store| {
+            Ok(if ticks.load(Ordering::Relaxed) >= store.data().deadline_tick {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
+        self.arm(&mut store);
         let bound = match &self.pre {
-            Pre::Partitioner(pre) => pre.instantiate(&mut store).map(Bound::Partitioner),
-            Pre::BatchPartitioner(pre) => pre.instantiate(&mut store).map(Bound::BatchPartitioner),
-            Pre::Interceptor(pre) => pre.instantiate(&mut store).map(Bound::Interceptor),
-            Pre::BatchInterceptor(pre) => pre.instantiate(&mut store).map(Bound::BatchInterceptor),
-            Pre::Sasl(pre) => pre.instantiate(&mut store).map(Bound::Sasl),
+            Pre::Partitioner(pre) => pre.instantiate_async(&mut store).await.map(Bound::Partitioner),
+            Pre::BatchPartitioner(pre) => pre.instantiate_async(&mut store).await.map(Bound::BatchPartitioner),
+            Pre::Interceptor(pre) => pre.instantiate_async(&mut store).await.map(Bound::Interceptor),
+            Pre::BatchInterceptor(pre) => pre.instantiate_async(&mut store).await.map(Bound::BatchInterceptor),
+            Pre::Sasl(pre) => pre.instantiate_async(&mut store).await.map(Bound::Sasl),
         };
         match bound {
             Ok(bound) => {
@@ -367,20 +389,20 @@ impl LoadedPlugin {
 
     /// Runs `call` on a pooled (or new) instance; returns the instance to the pool only if
     /// the call succeeded.
-    fn with_instance<R>(
+    async fn with_instance<R>(
         &self,
-        call: impl FnOnce(&mut Store<State>, &Bound) -> wasmtime::Result<R>,
+        call: impl AsyncFnOnce(&mut Store<State>, &Bound) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         let pooled = self.pool.lock().pop();
         let mut instance = match pooled {
             Some(instance) => instance,
-            None => self.instantiate().inspect_err(|_| {
+            None => self.instantiate().await.inspect_err(|_| {
                 self.failures.fetch_add(1, Ordering::Relaxed);
             })?,
         };
-        instance.store.set_epoch_deadline(self.budget_ticks());
-        match call(&mut instance.store, &instance.bound) {
+        self.arm(&mut instance.store);
+        match call(&mut instance.store, &instance.bound).await {
             Ok(result) => {
                 if instance.outgrown(self.limits.memory_bytes_max) {
                     tracing::debug!(
@@ -424,21 +446,31 @@ impl LoadedPlugin {
 
     /// A partition for each record; every answer is checked to be below `partition_count`.
     /// A `batch-partitioner` gets the records encoded first.
-    pub fn partition(&self, topic: &str, partition_count: u32, records: &[KafkaRecord]) -> Result<Vec<u32>, CallError> {
+    pub async fn partition(
+        &self,
+        topic: &str,
+        partition_count: u32,
+        records: &[KafkaRecord],
+    ) -> Result<Vec<u32>, CallError> {
         let answer = match self.world {
             World::BatchPartitioner => {
                 let base_timestamp = records.iter().map(|r| r.timestamp_ms).min().unwrap_or(0);
                 let mut encoded = Vec::new();
                 codec::encode_records(records, base_timestamp, &mut encoded);
-                self.call_batch_partitioner(topic, partition_count, &encoded, records.len())?
+                self.call_batch_partitioner(topic, partition_count, &encoded, records.len())
+                    .await?
             }
-            _ => self.with_instance(|store, bound| match bound {
-                Bound::Partitioner(p) => {
-                    p.strom_plugin_partitioner()
-                        .call_partition(store, topic, partition_count, records)
-                }
-                _ => unreachable!("world checked at load"),
-            })?,
+            _ => {
+                self.with_instance(async |store, bound| match bound {
+                    Bound::Partitioner(p) => {
+                        p.strom_plugin_partitioner()
+                            .call_partition(store, topic, partition_count, records)
+                            .await
+                    }
+                    _ => unreachable!("world checked at load"),
+                })
+                .await?
+            }
         };
         self.check_partitions(answer, records.len(), partition_count)
     }
@@ -446,7 +478,7 @@ impl LoadedPlugin {
     /// Like [`partition`](Self::partition), for `count` records in Kafka's record encoding
     /// (what a batch holds after decompression): a `batch-partitioner` takes them as they
     /// are, a typed partitioner gets them decoded.
-    pub fn partition_encoded(
+    pub async fn partition_encoded(
         &self,
         topic: &str,
         partition_count: u32,
@@ -455,36 +487,38 @@ impl LoadedPlugin {
         base_timestamp: i64,
     ) -> Result<Vec<u32>, CallError> {
         let answer = match self.world {
-            World::BatchPartitioner => self.call_batch_partitioner(topic, partition_count, records, count)?,
+            World::BatchPartitioner => {
+                self.call_batch_partitioner(topic, partition_count, records, count)
+                    .await?
+            }
             _ => {
                 let decoded =
                     codec::decode_records(records, count, base_timestamp).map_err(|e| CallError::BadAnswer {
                         plugin: self.id.to_string(),
                         message: format!("the batch's records cannot be decoded: {e}"),
                     })?;
-                return self.partition(topic, partition_count, &decoded);
+                return self.partition(topic, partition_count, &decoded).await;
             }
         };
         self.check_partitions(answer, count, partition_count)
     }
 
-    fn call_batch_partitioner(
+    async fn call_batch_partitioner(
         &self,
         topic: &str,
         partition_count: u32,
         records: &[u8],
         count: usize,
     ) -> Result<Result<Vec<u32>, PluginError>, CallError> {
-        self.with_instance(|store, bound| match bound {
-            Bound::BatchPartitioner(p) => p.strom_plugin_batch_partitioner().call_partition_batch(
-                store,
-                topic,
-                partition_count,
-                records,
-                count as u32,
-            ),
+        self.with_instance(async |store, bound| match bound {
+            Bound::BatchPartitioner(p) => {
+                p.strom_plugin_batch_partitioner()
+                    .call_partition_batch(store, topic, partition_count, records, count as u32)
+                    .await
+            }
             _ => unreachable!("world checked at load"),
         })
+        .await
     }
 
     fn check_partitions(
@@ -507,26 +541,49 @@ impl LoadedPlugin {
 
     /// Produce-side verdicts, one per record (a `batch-interceptor` answers through
     /// [`intercept_encoded`](Self::intercept_encoded); this typed form is for typed ones).
-    pub fn on_produce(&self, ctx: &BatchContext, records: &[KafkaRecord]) -> Result<Vec<Verdict>, CallError> {
-        self.intercept(ctx, records, true)
+    pub async fn on_produce(&self, ctx: &BatchContext, records: &[KafkaRecord]) -> Result<Vec<Verdict>, CallError> {
+        self.intercept(ctx, records, true).await
     }
 
     /// Fetch-side verdicts, one per record.
-    pub fn on_fetch(&self, ctx: &BatchContext, records: &[KafkaRecord]) -> Result<Vec<Verdict>, CallError> {
-        self.intercept(ctx, records, false)
+    pub async fn on_fetch(&self, ctx: &BatchContext, records: &[KafkaRecord]) -> Result<Vec<Verdict>, CallError> {
+        self.intercept(ctx, records, false).await
     }
 
-    fn intercept(&self, ctx: &BatchContext, records: &[KafkaRecord], produce: bool) -> Result<Vec<Verdict>, CallError> {
+    async fn intercept(
+        &self,
+        ctx: &BatchContext,
+        records: &[KafkaRecord],
+        produce: bool,
+    ) -> Result<Vec<Verdict>, CallError> {
         if self.world == World::BatchInterceptor {
-            return self.intercept_typed_through_batch(ctx, records, produce);
+            return self.intercept_typed_through_batch(ctx, records, produce).await;
         }
-        let answer = self.with_instance(|store, bound| match bound {
-            Bound::Interceptor(i) if produce => {
-                i.strom_plugin_record_interceptor().call_on_produce(store, ctx, records)
-            }
-            Bound::Interceptor(i) => i.strom_plugin_record_interceptor().call_on_fetch(store, ctx, records),
-            _ => unreachable!("typed interceptor calls are made on typed interceptors only"),
-        })?;
+        self.call_typed_interceptor(ctx, records, produce).await
+    }
+
+    /// Calls a typed interceptor and checks that it gave one verdict per record.
+    async fn call_typed_interceptor(
+        &self,
+        ctx: &BatchContext,
+        records: &[KafkaRecord],
+        produce: bool,
+    ) -> Result<Vec<Verdict>, CallError> {
+        let answer = self
+            .with_instance(async |store, bound| match bound {
+                Bound::Interceptor(i) if produce => {
+                    i.strom_plugin_record_interceptor()
+                        .call_on_produce(store, ctx, records)
+                        .await
+                }
+                Bound::Interceptor(i) => {
+                    i.strom_plugin_record_interceptor()
+                        .call_on_fetch(store, ctx, records)
+                        .await
+                }
+                _ => unreachable!("typed interceptor calls are made on typed interceptors only"),
+            })
+            .await?;
         let verdicts = answer.map_err(|e| self.refused(e))?;
         if verdicts.len() != records.len() {
             return Err(self.bad_answer(format!("{} verdicts for {} records", verdicts.len(), records.len())));
@@ -536,7 +593,7 @@ impl LoadedPlugin {
 
     /// A batch interceptor called with typed records: they are encoded, and its answer is
     /// turned back into one verdict per record (matched by offset delta).
-    fn intercept_typed_through_batch(
+    async fn intercept_typed_through_batch(
         &self,
         ctx: &BatchContext,
         records: &[KafkaRecord],
@@ -546,8 +603,9 @@ impl LoadedPlugin {
         let last_offset_delta = records.iter().map(|r| r.offset_delta).max().unwrap_or(0);
         let mut encoded = Vec::new();
         codec::encode_records(records, base_timestamp, &mut encoded);
-        let replaced =
-            self.intercept_encoded(ctx, &encoded, records.len(), base_timestamp, last_offset_delta, produce)?;
+        let replaced = self
+            .intercept_encoded(ctx, &encoded, records.len(), base_timestamp, last_offset_delta, produce)
+            .await?;
         let Some(replaced) = replaced else {
             return Ok(records.iter().map(|_| Verdict::Keep).collect());
         };
@@ -570,7 +628,7 @@ impl LoadedPlugin {
     /// records after decompression). `None`: keep the batch; otherwise its new records,
     /// checked to be well-formed with increasing offset deltas within `0..=last_offset_delta`. A typed interceptor gets the records decoded, and its
     /// verdicts are applied and encoded here.
-    pub fn intercept_encoded(
+    pub async fn intercept_encoded(
         &self,
         ctx: &BatchContext,
         records: &[u8],
@@ -584,7 +642,7 @@ impl LoadedPlugin {
                 plugin: self.id.to_string(),
                 message: format!("the batch's records cannot be decoded: {e}"),
             })?;
-            let verdicts = self.intercept(ctx, &decoded, produce)?;
+            let verdicts = self.call_typed_interceptor(ctx, &decoded, produce).await?;
             let (kept, changed) = apply(decoded, verdicts);
             if !changed {
                 return Ok(None);
@@ -603,15 +661,21 @@ impl LoadedPlugin {
             }));
         }
         let count = count as u32;
-        let answer = self.with_instance(|store, bound| match bound {
-            Bound::BatchInterceptor(i) if produce => i
-                .strom_plugin_batch_interceptor()
-                .call_on_produce_batch(store, ctx, records, count),
-            Bound::BatchInterceptor(i) => i
-                .strom_plugin_batch_interceptor()
-                .call_on_fetch_batch(store, ctx, records, count),
-            _ => unreachable!("world checked at load"),
-        })?;
+        let answer = self
+            .with_instance(async |store, bound| match bound {
+                Bound::BatchInterceptor(i) if produce => {
+                    i.strom_plugin_batch_interceptor()
+                        .call_on_produce_batch(store, ctx, records, count)
+                        .await
+                }
+                Bound::BatchInterceptor(i) => {
+                    i.strom_plugin_batch_interceptor()
+                        .call_on_fetch_batch(store, ctx, records, count)
+                        .await
+                }
+                _ => unreachable!("world checked at load"),
+            })
+            .await?;
         match answer.map_err(|e| self.refused(e))? {
             BatchVerdict::Keep => Ok(None),
             BatchVerdict::Replace(out) => {
@@ -674,24 +738,29 @@ impl LoadedPlugin {
     }
 
     /// The mechanisms the plugin implements.
-    pub fn sasl_mechanisms(&self) -> Result<Vec<String>, CallError> {
+    pub async fn sasl_mechanisms(&self) -> Result<Vec<String>, CallError> {
         self.sasl_world()?;
-        self.with_instance(|store, bound| match bound {
-            Bound::Sasl(s) => s.strom_plugin_sasl_mechanism().call_mechanisms(store),
+        self.with_instance(async |store, bound| match bound {
+            Bound::Sasl(s) => s.strom_plugin_sasl_mechanism().call_mechanisms(store).await,
             _ => unreachable!("world checked above"),
         })
+        .await
     }
 
     /// Starts one authentication of `mechanism` for a client at `client_address`; returns
     /// the session's initial state.
-    pub fn sasl_start(&self, mechanism: &str, client_address: &str) -> Result<Vec<u8>, CallError> {
+    pub async fn sasl_start(&self, mechanism: &str, client_address: &str) -> Result<Vec<u8>, CallError> {
         self.sasl_world()?;
-        let state = self.with_instance(|store, bound| match bound {
-            Bound::Sasl(s) => s
-                .strom_plugin_sasl_mechanism()
-                .call_start(store, mechanism, client_address),
-            _ => unreachable!("world checked above"),
-        })?;
+        let state = self
+            .with_instance(async |store, bound| match bound {
+                Bound::Sasl(s) => {
+                    s.strom_plugin_sasl_mechanism()
+                        .call_start(store, mechanism, client_address)
+                        .await
+                }
+                _ => unreachable!("world checked above"),
+            })
+            .await?;
         self.check_sasl_state(&state)?;
         Ok(state)
     }
@@ -700,24 +769,27 @@ impl LoadedPlugin {
     /// challenge or the authenticated principal. The plugin's `credentials.lookup` import is
     /// answered by `lookup` during this call only. A refusal (bad credentials) is
     /// [`CallError::Refused`] with SASL_AUTHENTICATION_FAILED and the plugin's reason.
-    pub fn sasl_step(
+    pub async fn sasl_step(
         &self,
         state: &[u8],
         client_message: &[u8],
         lookup: CredentialLookup,
     ) -> Result<(Vec<u8>, SaslOutcome), CallError> {
         self.sasl_world()?;
-        let answer = self.with_instance(|store, bound| {
-            let Bound::Sasl(s) = bound else {
-                unreachable!("world checked above")
-            };
-            store.data_mut().credentials = Some(lookup);
-            let result = s
-                .strom_plugin_sasl_mechanism()
-                .call_step(&mut *store, state, client_message);
-            store.data_mut().credentials = None;
-            result
-        })?;
+        let answer = self
+            .with_instance(async |store, bound| {
+                let Bound::Sasl(s) = bound else {
+                    unreachable!("world checked above")
+                };
+                store.data_mut().credentials = Some(lookup);
+                let result = s
+                    .strom_plugin_sasl_mechanism()
+                    .call_step(&mut *store, state, client_message)
+                    .await;
+                store.data_mut().credentials = None;
+                result
+            })
+            .await?;
         let (next, outcome) = answer.map_err(|reason| {
             self.failures.fetch_add(1, Ordering::Relaxed);
             CallError::Refused {

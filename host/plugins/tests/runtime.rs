@@ -56,8 +56,8 @@ fn config(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
-#[test]
-fn inspect_knows_worlds_and_refuses_the_rest() {
+#[tokio::test]
+async fn inspect_knows_worlds_and_refuses_the_rest() {
     let rt = runtime();
     assert_eq!(
         rt.inspect(&bytes(artifacts::MURMUR2_PARTITIONER)).unwrap(),
@@ -81,31 +81,33 @@ fn inspect_knows_worlds_and_refuses_the_rest() {
     assert!(err.to_string().contains("wasi:cli/run"), "{err}");
 }
 
-#[test]
-fn murmur2_partitioner_matches_kafkas_default_partitioner() {
+#[tokio::test]
+async fn murmur2_partitioner_matches_kafkas_default_partitioner() {
     let rt = runtime();
     let p = load(&rt, "murmur2@1", artifacts::MURMUR2_PARTITIONER, &[], Limits::default());
     // Kafka's Utils.murmur2 vectors (UtilsTest): toPositive(murmur2(key)) % partitions.
     let keys: [&[u8]; 3] = [b"21", b"foobar", b"a-little-bit-long-string"];
     let expected_hash: [i32; 3] = [-973932308, -790332482, -985981536];
     let records: Vec<KafkaRecord> = keys.iter().map(|k| record(Some(k), b"v")).collect();
-    let got = p.partition("t", 1000, &records).unwrap();
+    let got = p.partition("t", 1000, &records).await.unwrap();
     let want: Vec<u32> = expected_hash.iter().map(|h| (*h as u32 & 0x7fff_ffff) % 1000).collect();
     assert_eq!(got, want);
     // The batch form (how the broker calls it) gives the same answer.
     let mut encoded = Vec::new();
     strom_plugins::codec::encode_records(&records, 0, &mut encoded);
-    assert_eq!(p.partition_encoded("t", 1000, &encoded, 3, 0).unwrap(), want);
+    assert_eq!(p.partition_encoded("t", 1000, &encoded, 3, 0).await.unwrap(), want);
     // A batch whose bytes do not hold the records it claims is refused, not misread.
-    let refused = p.partition_encoded("t", 1000, &encoded[..encoded.len() - 2], 3, 0);
+    let refused = p
+        .partition_encoded("t", 1000, &encoded[..encoded.len() - 2], 3, 0)
+        .await;
     assert!(
         matches!(refused, Err(CallError::Refused { error_code: 2, .. })),
         "{refused:?}"
     );
 }
 
-#[test]
-fn murmur2_partitioner_agrees_with_kafka_for_many_keys_and_partition_counts() {
+#[tokio::test]
+async fn murmur2_partitioner_agrees_with_kafka_for_many_keys_and_partition_counts() {
     let rt = runtime();
     let p = load(&rt, "murmur2@1", artifacts::MURMUR2_PARTITIONER, &[], Limits::default());
     // Every seventh record has no key: the plugin hashes its value instead.
@@ -130,6 +132,7 @@ fn murmur2_partitioner_agrees_with_kafka_for_many_keys_and_partition_counts() {
             .collect();
         assert_eq!(
             p.partition_encoded("t", partitions, &encoded, records.len(), 0)
+                .await
                 .unwrap(),
             want,
             "{partitions} partitions"
@@ -137,8 +140,8 @@ fn murmur2_partitioner_agrees_with_kafka_for_many_keys_and_partition_counts() {
     }
 }
 
-#[test]
-fn typed_partitioner_takes_encoded_batches_too() {
+#[tokio::test]
+async fn typed_partitioner_takes_encoded_batches_too() {
     let rt = runtime();
     let p = load(
         &rt,
@@ -151,15 +154,15 @@ fn typed_partitioner_takes_encoded_batches_too() {
         .iter()
         .map(|c| record(None, format!("{{\"customer_id\":\"{c}\"}}").as_bytes()))
         .collect();
-    let typed = p.partition("t", 7, &records).unwrap();
+    let typed = p.partition("t", 7, &records).await.unwrap();
     let mut encoded = Vec::new();
     strom_plugins::codec::encode_records(&records, 0, &mut encoded);
-    assert_eq!(p.partition_encoded("t", 7, &encoded, 3, 0).unwrap(), typed);
+    assert_eq!(p.partition_encoded("t", 7, &encoded, 3, 0).await.unwrap(), typed);
     assert_eq!(typed[0], typed[2]);
 }
 
-#[test]
-fn interceptor_config_reaches_the_plugin() {
+#[tokio::test]
+async fn interceptor_config_reaches_the_plugin() {
     let rt = runtime();
     let p = load(
         &rt,
@@ -168,7 +171,7 @@ fn interceptor_config_reaches_the_plugin() {
         &[("header", "lineage"), ("value", "svc-a")],
         Limits::default(),
     );
-    let verdicts = p.on_produce(&ctx(), &[record(None, b"x")]).unwrap();
+    let verdicts = p.on_produce(&ctx(), &[record(None, b"x")]).await.unwrap();
     match &verdicts[0] {
         Verdict::Replace(r) => assert!(r
             .headers
@@ -178,8 +181,8 @@ fn interceptor_config_reaches_the_plugin() {
     }
 }
 
-#[test]
-fn batch_interceptor_rewrites_every_record_shape_exactly() {
+#[tokio::test]
+async fn batch_interceptor_rewrites_every_record_shape_exactly() {
     // Through the SDK's batch reader and writer: one-, two- and three-byte varints (long
     // values, offset deltas past 63 and 8191), null keys and values, headers kept and
     // replaced. The answer must hold each record as it was plus the stamp, nothing else.
@@ -212,6 +215,7 @@ fn batch_interceptor_rewrites_every_record_shape_exactly() {
     strom_plugins::codec::encode_records(&records, 1_000, &mut encoded);
     let replaced = p
         .intercept_encoded(&ctx(), &encoded, records.len(), 1_000, 9000, true)
+        .await
         .unwrap()
         .expect("header-stamp replaces every batch");
     let got = strom_plugins::codec::decode_records(&replaced.records, replaced.count, 1_000).unwrap();
@@ -230,8 +234,8 @@ fn batch_interceptor_rewrites_every_record_shape_exactly() {
     assert_eq!(replaced.timestamp_deltas, (0, 199 * 37));
 }
 
-#[test]
-fn plugins_together_stay_within_the_memory_total() {
+#[tokio::test]
+async fn plugins_together_stay_within_the_memory_total() {
     let rt = runtime();
     rt.set_memory_total(24 << 20);
     // The hog's own limit would allow 64 MiB; the total stops it first.
@@ -240,7 +244,7 @@ fn plugins_together_stay_within_the_memory_total() {
         call_ms_max: 5_000,
     };
     let hog = load(&rt, "hog@1", artifacts::TEST_MISBEHAVE, &[("mode", "oom")], limits);
-    let err = hog.on_produce(&ctx(), &[record(None, b"x")]).unwrap_err();
+    let err = hog.on_produce(&ctx(), &[record(None, b"x")]).await.unwrap_err();
     assert_eq!(
         err,
         CallError::MemoryExhausted {
@@ -252,13 +256,13 @@ fn plugins_together_stay_within_the_memory_total() {
     // The failed instance gave its memory back, so other plugins still run.
     assert_eq!(rt.memory_used(), 0);
     let stamp = load(&rt, "stamp@1", artifacts::HEADER_STAMP, &[], Limits::default());
-    assert!(stamp.on_produce(&ctx(), &[record(None, b"x")]).is_ok());
+    assert!(stamp.on_produce(&ctx(), &[record(None, b"x")]).await.is_ok());
     let held = rt.memory_used();
     assert!(held > 0 && held <= 24 << 20, "the pooled instance holds {held} bytes");
 }
 
-#[test]
-fn a_leaking_plugin_is_replaced_before_it_runs_out_of_memory() {
+#[tokio::test]
+async fn a_leaking_plugin_is_replaced_before_it_runs_out_of_memory() {
     let rt = runtime();
     let limits = Limits {
         memory_bytes_max: 16 << 20,
@@ -269,6 +273,7 @@ fn a_leaking_plugin_is_replaced_before_it_runs_out_of_memory() {
     for call in 0..60 {
         let verdicts = leak
             .on_produce(&ctx(), &[record(None, b"x")])
+            .await
             .unwrap_or_else(|e| panic!("call {call}: {e}"));
         assert_eq!(verdicts.len(), 1);
         assert!(
@@ -282,7 +287,7 @@ fn a_leaking_plugin_is_replaced_before_it_runs_out_of_memory() {
     // kept for the next call, not replaced on every call.
     drop(leak);
     let roomy = load(&rt, "keep@1", artifacts::TEST_MISBEHAVE, &[], Limits::default());
-    roomy.on_produce(&ctx(), &[record(None, b"x")]).unwrap();
+    roomy.on_produce(&ctx(), &[record(None, b"x")]).await.unwrap();
     let baseline = rt.memory_used();
     assert!(baseline > 0);
     let tight = Limits {
@@ -291,13 +296,13 @@ fn a_leaking_plugin_is_replaced_before_it_runs_out_of_memory() {
     };
     let big = load(&rt, "keep@2", artifacts::TEST_MISBEHAVE, &[], tight);
     for _ in 0..3 {
-        big.on_produce(&ctx(), &[record(None, b"x")]).unwrap();
+        big.on_produce(&ctx(), &[record(None, b"x")]).await.unwrap();
         assert_eq!(rt.memory_used(), 2 * baseline, "the instance stays pooled");
     }
 }
 
-#[test]
-fn refusals_carry_the_plugins_error_code_and_message() {
+#[tokio::test]
+async fn refusals_carry_the_plugins_error_code_and_message() {
     let rt = runtime();
     let p = load(
         &rt,
@@ -308,11 +313,12 @@ fn refusals_carry_the_plugins_error_code_and_message() {
     );
     assert_eq!(
         p.on_produce(&ctx(), &[record(None, br#"{"id":1,"amount":3}"#)])
+            .await
             .unwrap()
             .len(),
         1
     );
-    let err = p.on_produce(&ctx(), &[record(None, br#"{"id":1}"#)]).unwrap_err();
+    let err = p.on_produce(&ctx(), &[record(None, br#"{"id":1}"#)]).await.unwrap_err();
     match err {
         CallError::Refused { error_code, message } => {
             assert_eq!(error_code, 87);
@@ -322,8 +328,8 @@ fn refusals_carry_the_plugins_error_code_and_message() {
     }
 }
 
-#[test]
-fn a_looping_plugin_is_stopped_near_its_budget_and_the_next_call_works() {
+#[tokio::test]
+async fn a_looping_plugin_is_stopped_near_its_budget_and_the_next_call_works() {
     let rt = runtime();
     let limits = Limits {
         call_ms_max: 50,
@@ -331,7 +337,7 @@ fn a_looping_plugin_is_stopped_near_its_budget_and_the_next_call_works() {
     };
     let spin = load(&rt, "spin@1", artifacts::TEST_MISBEHAVE, &[("mode", "loop")], limits);
     let started = Instant::now();
-    let err = spin.on_produce(&ctx(), &[record(None, b"x")]).unwrap_err();
+    let err = spin.on_produce(&ctx(), &[record(None, b"x")]).await.unwrap_err();
     assert_eq!(
         err,
         CallError::Timeout {
@@ -346,11 +352,40 @@ fn a_looping_plugin_is_stopped_near_its_budget_and_the_next_call_works() {
     );
     // The same plugin without the bad mode still serves (a fresh instance each time).
     let fine = load(&rt, "spin@1", artifacts::TEST_MISBEHAVE, &[], limits);
-    assert_eq!(fine.on_produce(&ctx(), &[record(None, b"x")]).unwrap().len(), 1);
+    assert_eq!(fine.on_produce(&ctx(), &[record(None, b"x")]).await.unwrap().len(), 1);
 }
 
-#[test]
-fn traps_and_memory_hogs_fail_their_call_only() {
+/// A plugin call is a future that yields at every epoch tick: a looping guest on a
+/// single-threaded runtime leaves the runtime's other tasks running while it spins.
+#[tokio::test(flavor = "current_thread")]
+async fn a_looping_plugin_yields_to_other_tasks_until_its_budget_ends() {
+    let rt = runtime();
+    let limits = Limits {
+        call_ms_max: 200,
+        ..Limits::default()
+    };
+    let spin = load(&rt, "spin@1", artifacts::TEST_MISBEHAVE, &[("mode", "loop")], limits);
+    let turns = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = std::sync::Arc::clone(&turns);
+    let other = tokio::spawn(async move {
+        loop {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    });
+    tokio::task::yield_now().await;
+    let before = turns.load(std::sync::atomic::Ordering::Relaxed);
+    let err = spin.on_produce(&ctx(), &[record(None, b"x")]).await.unwrap_err();
+    let during = turns.load(std::sync::atomic::Ordering::Relaxed) - before;
+    other.abort();
+    assert!(matches!(err, CallError::Timeout { budget_ms: 200, .. }), "{err:?}");
+    // 200 ms of spinning leaves room for about 100 turns of 2 ms; a call that held the
+    // thread would leave none.
+    assert!(during >= 20, "the other task ran {during} times while the plugin spun");
+}
+
+#[tokio::test]
+async fn traps_and_memory_hogs_fail_their_call_only() {
     let rt = runtime();
     let trap = load(
         &rt,
@@ -360,12 +395,12 @@ fn traps_and_memory_hogs_fail_their_call_only() {
         Limits::default(),
     );
     assert!(matches!(
-        trap.on_produce(&ctx(), &[record(None, b"x")]),
+        trap.on_produce(&ctx(), &[record(None, b"x")]).await,
         Err(CallError::Trap { .. })
     ));
     assert!(
         matches!(
-            trap.on_produce(&ctx(), &[record(None, b"x")]),
+            trap.on_produce(&ctx(), &[record(None, b"x")]).await,
             Err(CallError::Trap { .. })
         ),
         "a second call gets a fresh instance and traps again"
@@ -376,7 +411,7 @@ fn traps_and_memory_hogs_fail_their_call_only() {
     };
     let hog = load(&rt, "hog@1", artifacts::TEST_MISBEHAVE, &[("mode", "oom")], limits);
     assert_eq!(
-        hog.on_produce(&ctx(), &[record(None, b"x")]).unwrap_err(),
+        hog.on_produce(&ctx(), &[record(None, b"x")]).await.unwrap_err(),
         CallError::OutOfMemory {
             plugin: "hog@1".into(),
             bytes: 16 << 20
@@ -390,7 +425,7 @@ fn traps_and_memory_hogs_fail_their_call_only() {
         Limits::default(),
     );
     assert!(matches!(
-        bad.on_produce(&ctx(), &[record(None, b"x")]),
+        bad.on_produce(&ctx(), &[record(None, b"x")]).await,
         Err(CallError::BadAnswer { .. })
     ));
     assert_eq!(bad.stats().1, 1);

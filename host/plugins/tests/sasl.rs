@@ -85,18 +85,27 @@ fn proof(password: &str, challenge: &[u8]) -> Vec<u8> {
 
 /// Runs the whole exchange as `user` with `password` against a broker that knows alice's
 /// credential for `stored`.
-fn authenticate(plugin: &LoadedPlugin, user: &str, password: &str, stored: &str) -> Result<SaslOutcome, CallError> {
+async fn authenticate(
+    plugin: &LoadedPlugin,
+    user: &str,
+    password: &str,
+    stored: &str,
+) -> Result<SaslOutcome, CallError> {
     let lookups = Arc::new(AtomicUsize::new(0));
-    let state = plugin.sasl_start("STROM-HMAC-SHA256", "127.0.0.1:5555")?;
-    let (state, outcome) = plugin.sasl_step(&state, user.as_bytes(), alice(stored, Arc::clone(&lookups)))?;
+    let state = plugin.sasl_start("STROM-HMAC-SHA256", "127.0.0.1:5555").await?;
+    let (state, outcome) = plugin
+        .sasl_step(&state, user.as_bytes(), alice(stored, Arc::clone(&lookups)))
+        .await?;
     let SaslOutcome::Challenge(challenge) = outcome else {
         panic!("expected a challenge, got {outcome:?}")
     };
-    let (_, outcome) = plugin.sasl_step(
-        &state,
-        &proof(password, &challenge),
-        alice(stored, Arc::clone(&lookups)),
-    )?;
+    let (_, outcome) = plugin
+        .sasl_step(
+            &state,
+            &proof(password, &challenge),
+            alice(stored, Arc::clone(&lookups)),
+        )
+        .await?;
     assert!(
         lookups.load(Ordering::Relaxed) >= 2,
         "the plugin never asked for the credential"
@@ -104,25 +113,28 @@ fn authenticate(plugin: &LoadedPlugin, user: &str, password: &str, stored: &str)
     Ok(outcome)
 }
 
-#[test]
-fn hmac_challenge_is_a_sasl_plugin_with_its_mechanism() {
+#[tokio::test]
+async fn hmac_challenge_is_a_sasl_plugin_with_its_mechanism() {
     let rt = runtime();
     let world = rt.inspect(&bytes(artifacts::HMAC_CHALLENGE)).unwrap();
     assert_eq!(world, World::Sasl);
     assert_eq!(world.name(), "sasl-plugin");
     assert_eq!(World::parse("sasl-plugin"), Some(World::Sasl));
     let p = load(&rt, "hmac-challenge@1", artifacts::HMAC_CHALLENGE, Limits::default());
-    assert_eq!(p.sasl_mechanisms().unwrap(), vec!["STROM-HMAC-SHA256".to_string()]);
+    assert_eq!(
+        p.sasl_mechanisms().await.unwrap(),
+        vec!["STROM-HMAC-SHA256".to_string()]
+    );
     // A partitioner is not a SASL plugin: the call is refused without touching the guest.
     let m2 = load(&rt, "m2@1", artifacts::MURMUR2_PARTITIONER, Limits::default());
-    assert!(matches!(m2.sasl_mechanisms(), Err(CallError::BadAnswer { .. })));
+    assert!(matches!(m2.sasl_mechanisms().await, Err(CallError::BadAnswer { .. })));
 }
 
-#[test]
-fn hmac_challenge_authenticates_the_right_password_only() {
+#[tokio::test]
+async fn hmac_challenge_authenticates_the_right_password_only() {
     let rt = runtime();
     let p = load(&rt, "hmac-challenge@1", artifacts::HMAC_CHALLENGE, Limits::default());
-    match authenticate(&p, "alice", "alice-secret", "alice-secret").unwrap() {
+    match authenticate(&p, "alice", "alice-secret", "alice-secret").await.unwrap() {
         SaslOutcome::Authenticated(principal) => {
             assert_eq!(principal.principal_type, "User");
             assert_eq!(principal.name, "alice");
@@ -131,8 +143,10 @@ fn hmac_challenge_authenticates_the_right_password_only() {
         other => panic!("expected success, got {other:?}"),
     }
     // Wrong password and unknown user fail alike, as refusals with SASL_AUTHENTICATION_FAILED.
-    let wrong = authenticate(&p, "alice", "wrong", "alice-secret").unwrap_err();
-    let unknown = authenticate(&p, "mallory", "alice-secret", "alice-secret").unwrap_err();
+    let wrong = authenticate(&p, "alice", "wrong", "alice-secret").await.unwrap_err();
+    let unknown = authenticate(&p, "mallory", "alice-secret", "alice-secret")
+        .await
+        .unwrap_err();
     for err in [&wrong, &unknown] {
         match err {
             CallError::Refused { error_code, message } => {
@@ -148,42 +162,45 @@ fn hmac_challenge_authenticates_the_right_password_only() {
     assert_eq!(wrong.to_string(), unknown.to_string());
 }
 
-#[test]
-fn hmac_challenge_nonces_are_fresh_and_bound_to_the_session() {
+#[tokio::test]
+async fn hmac_challenge_nonces_are_fresh_and_bound_to_the_session() {
     let rt = runtime();
     let p = load(&rt, "hmac-challenge@1", artifacts::HMAC_CHALLENGE, Limits::default());
     let lookup = alice("pw", Arc::new(AtomicUsize::new(0)));
-    let start = p.sasl_start("STROM-HMAC-SHA256", "127.0.0.1:1").unwrap();
-    let challenge = |lookup: &CredentialLookup| match p.sasl_step(&start, b"alice", Arc::clone(lookup)).unwrap() {
-        (state, SaslOutcome::Challenge(c)) => (state, c),
-        other => panic!("{other:?}"),
-    };
-    let (state1, challenge1) = challenge(&lookup);
-    let (state2, challenge2) = challenge(&lookup);
+    let start = p.sasl_start("STROM-HMAC-SHA256", "127.0.0.1:1").await.unwrap();
+    let challenge =
+        async |lookup: &CredentialLookup| match p.sasl_step(&start, b"alice", Arc::clone(lookup)).await.unwrap() {
+            (state, SaslOutcome::Challenge(c)) => (state, c),
+            other => panic!("{other:?}"),
+        };
+    let (state1, challenge1) = challenge(&lookup).await;
+    let (state2, challenge2) = challenge(&lookup).await;
     assert_ne!(challenge1, challenge2, "two sessions got the same nonce");
     // A proof for one session's nonce does not authenticate another session.
     let err = p
         .sasl_step(&state2, &proof("pw", &challenge1), Arc::clone(&lookup))
+        .await
         .unwrap_err();
     assert!(matches!(err, CallError::Refused { error_code: 58, .. }), "{err:?}");
     assert!(matches!(
         p.sasl_step(&state1, &proof("pw", &challenge1), Arc::clone(&lookup))
+            .await
             .unwrap()
             .1,
         SaslOutcome::Authenticated(_)
     ));
     // Garbage instead of a proof, and a mechanism the plugin does not provide.
     assert!(matches!(
-        p.sasl_step(&state1, b"not hex", Arc::clone(&lookup)),
+        p.sasl_step(&state1, b"not hex", Arc::clone(&lookup)).await,
         Err(CallError::Refused { .. })
     ));
-    let other = p.sasl_start("PLAIN", "127.0.0.1:1").unwrap();
-    let err = p.sasl_step(&other, b"alice", lookup).unwrap_err();
+    let other = p.sasl_start("PLAIN", "127.0.0.1:1").await.unwrap();
+    let err = p.sasl_step(&other, b"alice", lookup).await.unwrap_err();
     assert!(err.to_string().contains("only STROM-HMAC-SHA256"), "{err}");
 }
 
-#[test]
-fn a_misbehaving_sasl_plugin_fails_only_its_own_call() {
+#[tokio::test]
+async fn a_misbehaving_sasl_plugin_fails_only_its_own_call() {
     let rt = runtime();
     let limits = Limits {
         call_ms_max: 50,
@@ -191,13 +208,13 @@ fn a_misbehaving_sasl_plugin_fails_only_its_own_call() {
     };
     let p = load(&rt, "bad-sasl@1", artifacts::TEST_SASL_MISBEHAVE, limits);
     let lookup = alice("pw", Arc::new(AtomicUsize::new(0)));
-    let step = |mechanism: &str| {
-        let state = p.sasl_start(mechanism, "127.0.0.1:1").unwrap();
-        p.sasl_step(&state, b"alice", Arc::clone(&lookup))
+    let step = async |mechanism: &str| {
+        let state = p.sasl_start(mechanism, "127.0.0.1:1").await.unwrap();
+        p.sasl_step(&state, b"alice", Arc::clone(&lookup)).await
     };
 
     let started = Instant::now();
-    let err = step("TEST-LOOP").unwrap_err();
+    let err = step("TEST-LOOP").await.unwrap_err();
     assert_eq!(
         err,
         CallError::Timeout {
@@ -211,24 +228,24 @@ fn a_misbehaving_sasl_plugin_fails_only_its_own_call() {
         started.elapsed()
     );
 
-    let err = step("TEST-TRAP").unwrap_err();
+    let err = step("TEST-TRAP").await.unwrap_err();
     assert!(matches!(err, CallError::Trap { .. }), "{err:?}");
     assert!(err.to_string().contains("bad-sasl@1 trapped"), "{err}");
 
-    let err = step("TEST-OOM").unwrap_err();
+    let err = step("TEST-OOM").await.unwrap_err();
     assert!(matches!(err, CallError::OutOfMemory { .. }), "{err:?}");
 
-    let err = step("TEST-BIG-STATE").unwrap_err();
+    let err = step("TEST-BIG-STATE").await.unwrap_err();
     assert!(matches!(err, CallError::BadAnswer { .. }), "{err:?}");
     assert!(err.to_string().contains("session state"), "{err}");
 
     // The plugin still works, and the credential lookup reaches the guest.
-    match step("TEST-ECHO").unwrap() {
+    match step("TEST-ECHO").await.unwrap() {
         (_, SaslOutcome::Authenticated(p)) => assert_eq!(p.name, "alice"),
         other => panic!("{other:?}"),
     }
-    let state = p.sasl_start("TEST-ECHO", "127.0.0.1:1").unwrap();
-    let err = p.sasl_step(&state, b"bob", lookup).unwrap_err();
+    let state = p.sasl_start("TEST-ECHO", "127.0.0.1:1").await.unwrap();
+    let err = p.sasl_step(&state, b"bob", lookup).await.unwrap_err();
     assert!(
         err.to_string().contains("no SCRAM-SHA-256 credential for \"bob\""),
         "{err}"

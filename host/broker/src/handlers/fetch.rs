@@ -92,28 +92,27 @@ async fn intercept_fetched(broker: &Broker, ctx: &RequestContext, mut response: 
         return response;
     }
     let principal = ctx.principal.to_string();
-    // All of it in place, with the worker marked as blocking once (as on the produce path).
-    tokio::task::block_in_place(|| {
-        for (topic, attached) in response.responses.iter_mut().zip(&attached) {
-            let Some((plugins, name, count)) = attached else {
+    for (topic, attached) in response.responses.iter_mut().zip(&attached) {
+        let Some((plugins, name, count)) = attached else {
+            continue;
+        };
+        for data in &mut topic.partitions {
+            let Some(stored) = data.records.clone().filter(|r| !r.is_empty()) else {
                 continue;
             };
-            for data in &mut topic.partitions {
-                let Some(stored) = data.records.clone().filter(|r| !r.is_empty()) else {
-                    continue;
-                };
-                let index = data.partition_index;
-                match intercept::transform_fetched(plugins, name, index, *count, &ctx.client_id, &principal, &stored) {
-                    Ok(bytes) => data.records = Some(bytes),
-                    Err((code, message)) => {
-                        tracing::warn!(topic = %name, partition = index, %message, "fetch interceptor failed");
-                        data.error_code = code.code();
-                        data.records = None;
-                    }
+            let index = data.partition_index;
+            let transformed =
+                intercept::transform_fetched(plugins, name, index, *count, &ctx.client_id, &principal, &stored).await;
+            match transformed {
+                Ok(bytes) => data.records = Some(bytes),
+                Err((code, message)) => {
+                    tracing::warn!(topic = %name, partition = index, %message, "fetch interceptor failed");
+                    data.error_code = code.code();
+                    data.records = None;
                 }
             }
         }
-    });
+    }
     response
 }
 

@@ -29,13 +29,12 @@ pub async fn handle(
     let mut response = ProduceResponse::default();
     let mut first_failure: Option<String> = None;
     let image = broker.metadata.image();
-    let mut plans = plan_request(broker, ctx, &request, &image);
-    for (topic_at, topic) in request.topic_data.into_iter().enumerate() {
+    for topic in request.topic_data {
         let name = topic.name.0.to_string();
         let mut topic_response = TopicProduceResponse::default();
         topic_response.name = topic.name.clone();
         let may_write = broker.authorized(ctx, Operation::Write, ResourceType::Topic, &name);
-        for (partition_at, partition_data) in topic.partition_data.into_iter().enumerate() {
+        for partition_data in topic.partition_data {
             let batch_bytes = partition_data.records.as_ref().map_or(0, |r| r.len());
             let mut r = PartitionProduceResponse::default();
             r.index = partition_data.index;
@@ -94,11 +93,7 @@ pub async fn handle(
                                         principal: ctx.principal.to_string(),
                                         records,
                                     };
-                                    let plan = plans
-                                        .get_mut(topic_at)
-                                        .and_then(|t| t.get_mut(partition_at))
-                                        .and_then(Option::take);
-                                    append_with_plugins(broker, &partition, input, plan, &mut r).await
+                                    append_with_plugins(broker, &partition, input, &mut r).await
                                 }
                                 (Some(records), Ok(_)) => {
                                     append(&partition, &records, Origin::Client, &mut r).await.map(|_| ())
@@ -134,74 +129,6 @@ pub async fn handle(
         };
     }
     Ok(Some(response))
-}
-
-type PlanResult = Result<Vec<intercept::PlannedBatch>, intercept::Refusal>;
-
-/// The plugin work of every partition of the request whose topic attaches produce plugins
-/// (by topic and partition position in the request), done in one go on this worker, which
-/// is marked as blocking meanwhile: a plugin may use its whole time budget, and may call
-/// WASI, which blocks on the runtime. One hand-off of the worker per request, not per
-/// partition: a hand-off costs more than a quick plugin's work. A partition that will be
-/// refused for another reason may be planned needlessly; nothing is appended here.
-fn plan_request(
-    broker: &Broker,
-    ctx: &RequestContext,
-    request: &ProduceRequest,
-    image: &strom_metadata::MetadataImage,
-) -> Vec<Vec<Option<PlanResult>>> {
-    if !(matches!(request.acks, -1..=1)
-        && request.transactional_id.is_none()
-        && broker.plugins.any_attached(&broker.config, image))
-    {
-        return Vec::new();
-    }
-    let mut inputs: Vec<Vec<Option<intercept::ProduceInput>>> = Vec::new();
-    let mut any = false;
-    for topic in &request.topic_data {
-        let name = topic.name.0.as_str();
-        let attached = (name != crate::coordinator::offsets::OFFSETS_TOPIC
-            && broker.authorized(ctx, Operation::Write, ResourceType::Topic, name))
-        .then(|| image.topic(name))
-        .flatten()
-        .and_then(|t| match broker.plugins.for_topic(&broker.config, image, t) {
-            Ok(Some(plugins)) if plugins.touches_produce() => Some((t, plugins)),
-            _ => None,
-        });
-        let partitions = topic
-            .partition_data
-            .iter()
-            .map(|p| {
-                let (topic_image, plugins) = attached.as_ref()?;
-                broker.partitions.get(name, p.index)?;
-                Some(intercept::ProduceInput {
-                    plugins: Arc::clone(plugins),
-                    topic: name.to_string(),
-                    partition_count: topic_image.partitions,
-                    addressed: p.index,
-                    client_id: ctx.client_id.clone(),
-                    principal: ctx.principal.to_string(),
-                    records: p.records.clone()?,
-                })
-            })
-            .collect::<Vec<_>>();
-        any |= partitions.iter().any(Option::is_some);
-        inputs.push(partitions);
-    }
-    if !any {
-        return Vec::new();
-    }
-    tokio::task::block_in_place(|| {
-        inputs
-            .iter()
-            .map(|topic| {
-                topic
-                    .iter()
-                    .map(|input| input.as_ref().map(intercept::plan_produce))
-                    .collect()
-            })
-            .collect()
-    })
 }
 
 /// Appends to one partition and fills in the response; returns whether the batch was a
@@ -242,21 +169,16 @@ async fn append(
     Ok(info.duplicate)
 }
 
-/// The produce path of a topic with plugins: take the partition's plan (see
-/// [`plan_request`]) or, if there is none, plan in place with the worker marked as
-/// blocking, and append.
+/// The produce path of a topic with plugins: run them over the partition's batches (on
+/// this task: a plugin call is a future), then append what they planned.
 async fn append_with_plugins(
     broker: &Broker,
     addressed: &Arc<Partition>,
     input: intercept::ProduceInput,
-    plan: Option<PlanResult>,
     r: &mut PartitionProduceResponse,
 ) -> Result<(), (ResponseError, String)> {
     let topic = input.topic.clone();
-    let planned = match plan {
-        Some(planned) => planned?,
-        None => tokio::task::block_in_place(|| intercept::plan_produce(&input))?,
-    };
+    let planned = intercept::plan_produce(&input).await?;
     let mut batches = planned.into_iter();
     let first = batches
         .next()

@@ -86,19 +86,20 @@ impl SaslExchange {
 
     /// Starts `mechanism` in a SASL plugin. `Err` says why it cannot run (the plugin does
     /// not provide it, or failed to start).
-    pub fn start_plugin(
+    pub async fn start_plugin(
         mechanism: &str,
         plugin: Arc<LoadedPlugin>,
         verifier: Verifier,
     ) -> Result<SaslExchange, String> {
-        let (provided, state) = blocking(|| {
-            let provided = plugin.sasl_mechanisms()?;
+        let started = async {
+            let provided = plugin.sasl_mechanisms().await?;
             if !provided.iter().any(|m| m == mechanism) {
                 return Ok((provided, Vec::new()));
             }
-            Ok((provided, plugin.sasl_start(mechanism, &verifier.client_address)?))
-        })
-        .map_err(|e: CallError| {
+            let state = plugin.sasl_start(mechanism, &verifier.client_address).await?;
+            Ok((provided, state))
+        };
+        let (provided, state) = started.await.map_err(|e: CallError| {
             format!(
                 "SASL mechanism {mechanism} could not be started by plugin {}: {e}",
                 plugin.id
@@ -124,10 +125,10 @@ impl SaslExchange {
 
     /// Feeds the client's message. `Err` is an authentication failure with the reason the
     /// client is told.
-    pub fn step(&mut self, client_message: &[u8]) -> Result<Step, String> {
+    pub async fn step(&mut self, client_message: &[u8]) -> Result<Step, String> {
         let session = match &mut self.inner {
             Inner::Builtin(session) => session,
-            Inner::Plugin(plugin) => return plugin.step(&self.mechanism, client_message),
+            Inner::Plugin(plugin) => return plugin.step(&self.mechanism, client_message).await,
         };
         let mut out = Cursor::new(Vec::new());
         let state = session
@@ -164,7 +165,7 @@ impl SaslExchange {
 }
 
 impl PluginSession {
-    fn step(&mut self, mechanism: &str, client_message: &[u8]) -> Result<Step, String> {
+    async fn step(&mut self, mechanism: &str, client_message: &[u8]) -> Result<Step, String> {
         let invalid = || {
             format!("Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism}")
         };
@@ -181,7 +182,7 @@ impl PluginSession {
             })
         });
         let plugin = &self.plugin;
-        let answer = blocking(|| plugin.sasl_step(&self.state, client_message, lookup));
+        let answer = plugin.sasl_step(&self.state, client_message, lookup).await;
         let (state, outcome) = answer.map_err(|e| match e {
             // The mechanism's own verdict (bad credentials): its reason is the client's.
             CallError::Refused { message, .. } => format!("{}: {message}", invalid()),
@@ -208,17 +209,6 @@ impl PluginSession {
                 })
             }
         }
-    }
-}
-
-/// Runs a synchronous plugin call from a connection task without stalling the other tasks
-/// of its runtime worker (as the produce path does).
-fn blocking<R>(call: impl FnOnce() -> R) -> R {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(call)
-        }
-        _ => call(),
     }
 }
 

@@ -277,6 +277,7 @@ impl Sender<'_> {
                 let choices = p
                     .plugin
                     .partition(self.topic_name, partitions as u32, &typed)
+                    .await
                     .map_err(|e| anyhow::anyhow!("partitioner plugin of topic '{}': {e}", self.topic_name))?;
                 Some(choices)
             }
