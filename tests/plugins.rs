@@ -1263,10 +1263,11 @@ fn hot_swap_from_v1_to_v2_loses_and_duplicates_nothing() {
     );
 }
 
-/// An infinite loop, a trap and runaway allocation each fail their own topic's produce with
-/// POLICY_VIOLATION (44) and a message naming the plugin and what happened, within about the
-/// time budget, while a steady producer on another topic keeps being served promptly. The
-/// failures are counted; fixing the config makes the same topic work again.
+/// An infinite loop, an hour-long sleep in WASI, a trap and runaway allocation each fail
+/// their own topic's produce with POLICY_VIOLATION (44) and a message naming the plugin
+/// and what happened, within about the time budget, while a steady producer on another
+/// topic keeps being served promptly. The failures are counted; fixing the config makes
+/// the same topic work again.
 #[test]
 fn misbehaving_plugins_fail_only_their_own_topic() {
     let s = Strom::start();
@@ -1282,7 +1283,7 @@ fn misbehaving_plugins_fail_only_their_own_topic() {
             "plugins.call.ms.max=1500",
         ],
     );
-    for mode in ["loop", "trap", "oom"] {
+    for mode in ["loop", "sleep", "trap", "oom"] {
         s.create_topic(
             &format!("bad-{mode}"),
             1,
@@ -1298,8 +1299,11 @@ fn misbehaving_plugins_fail_only_their_own_topic() {
     assert_eq!(ok_report(&warm[0]), (0, 0));
     eprintln!("first produce through bad@1 took {} ms", warm[0]["ms"]);
 
-    let r = s.ck("misbehave", &["good", "loop-long", "bad-loop", "bad-trap", "bad-oom"]);
-    for topic in ["loop-long", "bad-loop", "bad-trap", "bad-oom"] {
+    let r = s.ck(
+        "misbehave",
+        &["good", "loop-long", "bad-loop", "bad-sleep", "bad-trap", "bad-oom"],
+    );
+    for topic in ["loop-long", "bad-loop", "bad-sleep", "bad-trap", "bad-oom"] {
         let b = &r["bad"][topic];
         assert_eq!(
             (b["err"].clone(), b["code"].clone()),
@@ -1331,7 +1335,12 @@ fn misbehaving_plugins_fail_only_their_own_topic() {
     );
 
     // kafka-python shows the broker's message.
-    for (topic, what) in [("bad-loop", "time budget"), ("bad-trap", "trap"), ("bad-oom", "memory")] {
+    for (topic, what) in [
+        ("bad-loop", "time budget"),
+        ("bad-sleep", "time budget"),
+        ("bad-trap", "trap"),
+        ("bad-oom", "memory"),
+    ] {
         let kp = s.produce_kp(topic, json!({"records": [{"v": "x"}], "sync": true}));
         assert_eq!(kp[0]["errno"], json!(44), "{topic}: {}", kp[0]);
         let message = text_of(&kp[0]["message"]);
@@ -1346,7 +1355,7 @@ fn misbehaving_plugins_fail_only_their_own_topic() {
     }
     let described = s.http_json("GET", "/v1/plugins/bad/1", b"", 200);
     let failures = described["failures"].as_i64().unwrap();
-    assert!(failures >= 7, "4 + 3 failed calls at least: {described}");
+    assert!(failures >= 9, "5 + 4 failed calls at least: {described}");
     assert!(described["calls"].as_i64().unwrap() >= failures, "{described}");
 
     // The trapped plugin is replaced by a fresh instance: with a harmless mode it works.
@@ -1361,7 +1370,7 @@ fn misbehaving_plugins_fail_only_their_own_topic() {
     let (good_records, hw) = s.dump("good", 1, good["acked"].as_u64().unwrap() as usize);
     assert_eq!(good_records.len() as i64, good["acked"].as_i64().unwrap());
     assert_eq!(hw, vec![good["acked"].as_i64().unwrap()]);
-    for topic in ["loop-long", "bad-loop", "bad-oom"] {
+    for topic in ["loop-long", "bad-loop", "bad-sleep", "bad-oom"] {
         assert_eq!(s.dump(topic, 1, 0).1, vec![0], "{topic}: nothing stored");
     }
 

@@ -6,13 +6,15 @@
 //! Calls are futures that run the guest on the caller's task, so a quick call costs no
 //! thread hand-off. A guest that runs past an epoch tick yields to the executor there, and
 //! one that runs past its budget is interrupted at the next tick; WASI's blocking
-//! operations are async too. A slow plugin therefore delays its own caller and never holds
-//! a runtime worker for longer than a tick.
+//! operations are async too, and a call still waiting in one when its budget ends is
+//! dropped. A slow plugin therefore delays its own caller and never holds a runtime
+//! worker for longer than a tick. Callers need a tokio runtime with timers.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use wasmtime::component::Component;
@@ -402,7 +404,19 @@ impl LoadedPlugin {
             })?,
         };
         self.arm(&mut instance.store);
-        match call(&mut instance.store, &instance.bound).await {
+        // Epoch ticks stop a guest only while it runs wasm; this stops one that waits in a
+        // WASI call past its budget (the unfinished call and its instance are dropped).
+        let hard_stop = Duration::from_millis(self.limits.call_ms_max.max(1)) + 2 * EPOCH_TICK;
+        let Ok(outcome) = tokio::time::timeout(hard_stop, call(&mut instance.store, &instance.bound)).await else {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            let error = CallError::Timeout {
+                plugin: self.id.to_string(),
+                budget_ms: self.limits.call_ms_max,
+            };
+            tracing::warn!(plugin = %self.id, error = %error, "plugin call stopped while waiting in WASI; instance discarded");
+            return Err(error);
+        };
+        match outcome {
             Ok(result) => {
                 if instance.outgrown(self.limits.memory_bytes_max) {
                     tracing::debug!(

@@ -355,6 +355,43 @@ async fn a_looping_plugin_is_stopped_near_its_budget_and_the_next_call_works() {
     assert_eq!(fine.on_produce(&ctx(), &[record(None, b"x")]).await.unwrap().len(), 1);
 }
 
+#[tokio::test]
+async fn a_plugin_waiting_in_wasi_is_stopped_at_its_budget() {
+    let rt = runtime();
+    let limits = Limits {
+        call_ms_max: 100,
+        ..Limits::default()
+    };
+    // It sleeps for an hour: no wasm runs meanwhile, so no epoch tick can stop it.
+    let sleeper = load(
+        &rt,
+        "sleeper@1",
+        artifacts::TEST_MISBEHAVE,
+        &[("mode", "sleep")],
+        limits,
+    );
+    let started = Instant::now();
+    let err = sleeper.on_produce(&ctx(), &[record(None, b"x")]).await.unwrap_err();
+    assert_eq!(
+        err,
+        CallError::Timeout {
+            plugin: "sleeper@1".into(),
+            budget_ms: 100
+        }
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(sleeper.stats(), (1, 1));
+    // The next call gets a fresh instance, which sleeps and is stopped the same way.
+    assert!(matches!(
+        sleeper.on_produce(&ctx(), &[record(None, b"x")]).await,
+        Err(CallError::Timeout { .. })
+    ));
+}
+
 /// A plugin call is a future that yields at every epoch tick: a looping guest on a
 /// single-threaded runtime leaves the runtime's other tasks running while it spins.
 #[tokio::test(flavor = "current_thread")]

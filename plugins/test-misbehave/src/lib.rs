@@ -1,7 +1,8 @@
 //! A deliberately bad interceptor for the tests: `plugin.<name>.mode` chooses how it
-//! misbehaves on produce: `loop` spins forever, `trap` panics, `oom` allocates without
-//! bound, `leak` keeps 1 MiB more with every call (and answers correctly), `bad-count`
-//! answers with the wrong number of verdicts; anything else keeps records unchanged.
+//! misbehaves on produce: `loop` spins forever, `sleep` waits an hour in WASI, `trap`
+//! panics, `oom` allocates without bound, `leak` keeps 1 MiB more with every call (and
+//! answers correctly), `bad-count` answers with the wrong number of verdicts; anything
+//! else keeps records unchanged.
 
 use strom_plugin_sdk::host;
 use strom_plugin_sdk::interceptor::{BatchContext, Guest, KafkaRecord, PluginError, Verdict};
@@ -16,6 +17,10 @@ impl Guest for Misbehave {
                 loop {
                     x = std::hint::black_box(x.wrapping_add(1));
                 }
+            }
+            Some("sleep") => {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                Ok(records.iter().map(|_| Verdict::Keep).collect())
             }
             Some("trap") => panic!("test-misbehave was told to trap"),
             Some("oom") => {
