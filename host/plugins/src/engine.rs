@@ -1,8 +1,8 @@
-//! The one wasmtime engine: component model, epoch interruption for time budgets, the
+//! The one wasmtime engine: component model, epoch ticks at which running guests yield, the
 //! pooling allocator, and an on-disk cache of compiled components keyed by content hash.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +15,8 @@ use crate::bindings::partitioner::strom::plugin::host;
 use crate::bindings::sasl::strom::plugin::credentials;
 use crate::state::{MemoryBudget, State};
 
-/// How often the engine's epoch advances: the granularity of call time budgets.
+/// How often the engine's epoch advances: how long a running guest keeps its thread before
+/// it yields to the executor.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// Instances the pooling allocator keeps slots for, across all plugins.
 const POOLED_INSTANCES_MAX: u32 = 256;
@@ -29,9 +30,6 @@ pub struct PluginEngine {
     pub linker: Linker<State>,
     /// What all instances' memories hold together, and the cap.
     pub memory: Arc<MemoryBudget>,
-    /// Epoch ticks since the engine started: what call budgets are measured against
-    /// (wasmtime does not expose its epoch counter).
-    pub ticks: Arc<AtomicU64>,
     cache_dir: Option<PathBuf>,
     stop: Arc<AtomicBool>,
 }
@@ -63,14 +61,11 @@ impl PluginEngine {
         let stop = Arc::new(AtomicBool::new(false));
         let ticker_engine = engine.clone();
         let ticker_stop = Arc::clone(&stop);
-        let ticks = Arc::new(AtomicU64::new(0));
-        let ticker_ticks = Arc::clone(&ticks);
         std::thread::Builder::new()
             .name("strom-plugin-epoch".into())
             .spawn(move || {
                 while !ticker_stop.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_TICK);
-                    ticker_ticks.fetch_add(1, Ordering::Relaxed);
                     ticker_engine.increment_epoch();
                 }
             })?;
@@ -78,7 +73,6 @@ impl PluginEngine {
             engine,
             linker,
             memory: Arc::new(MemoryBudget::new(PLUGIN_MEMORY_TOTAL_BYTES_DEFAULT)),
-            ticks,
             cache_dir,
             stop,
         })

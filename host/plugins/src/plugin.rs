@@ -4,21 +4,23 @@
 //! re-entered); the next call gets a fresh one.
 //!
 //! Calls are futures that run the guest on the caller's task, so a quick call costs no
-//! thread hand-off. A guest that runs past an epoch tick yields to the executor there, and
-//! one that runs past its budget is interrupted at the next tick; WASI's blocking
-//! operations are async too, and a call still waiting in one when its budget ends is
-//! dropped. A slow plugin therefore delays its own caller and never holds a runtime
-//! worker for longer than a tick. Callers need a tokio runtime with timers.
+//! thread hand-off. A guest yields to the executor at every epoch tick, and WASI's blocking
+//! operations are async too, so a slow plugin delays its own caller and never holds a
+//! runtime worker for longer than a tick. The time budget is a timer around the call (and
+//! around an instantiation): when it ends, the unfinished call is dropped with its
+//! instance, whether the guest was running wasm or waiting in WASI. Callers need a tokio
+//! runtime with timers.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use wasmtime::component::Component;
-use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime::{Store, Trap};
 
 use crate::bindings::batch_interceptor::{BatchInterceptorPlugin, BatchInterceptorPluginPre};
 use crate::bindings::batch_partitioner::{BatchPartitionerPlugin, BatchPartitionerPluginPre};
@@ -27,7 +29,7 @@ use crate::bindings::partitioner::{PartitionerPlugin, PartitionerPluginPre};
 use crate::bindings::sasl::{SaslPlugin, SaslPluginPre};
 use crate::bindings::{BatchContext, BatchVerdict, KafkaRecord, PluginError, SaslOutcome, Verdict};
 use crate::codec;
-use crate::engine::{PluginEngine, EPOCH_TICK, PLUGIN_MEMORY_BYTES_LIMIT};
+use crate::engine::{PluginEngine, PLUGIN_MEMORY_BYTES_LIMIT};
 use crate::state::{CredentialLookup, MemoryBudget, MemoryRefusal, State};
 
 /// Idle instances kept per loaded plugin.
@@ -214,8 +216,6 @@ pub struct LoadedPlugin {
     config: Arc<BTreeMap<String, String>>,
     engine: wasmtime::Engine,
     memory: Arc<MemoryBudget>,
-    /// The engine's tick count, against which call budgets run.
-    ticks: Arc<AtomicU64>,
     pre: Pre,
     pool: Mutex<Vec<Instance>>,
     calls: AtomicU64,
@@ -289,7 +289,6 @@ impl LoadedPlugin {
             config: Arc::new(config),
             engine: engine.engine.clone(),
             memory: Arc::clone(&engine.memory),
-            ticks: Arc::clone(&engine.ticks),
             pre,
             pool: Mutex::new(Vec::new()),
             calls: AtomicU64::new(0),
@@ -300,7 +299,7 @@ impl LoadedPlugin {
     /// Instantiates one instance ahead of the first call, so that call does not pay for
     /// the first instantiation (memory set-up, WASI, the guest's start code).
     pub async fn warm(&self) -> Result<(), CallError> {
-        let instance = self.instantiate().await?;
+        let instance = self.within_budget(self.instantiate()).await??;
         self.pool.lock().push(instance);
         Ok(())
     }
@@ -313,11 +312,16 @@ impl LoadedPlugin {
         )
     }
 
-    /// Starts the time budget of a call (or an instantiation) on `store`.
-    fn arm(&self, store: &mut Store<State>) {
-        let budget = (self.limits.call_ms_max.max(1) as u128 * 1000 / EPOCH_TICK.as_micros().max(1)) as u64;
-        store.data_mut().deadline_tick = self.ticks.load(Ordering::Relaxed) + budget;
-        store.set_epoch_deadline(1);
+    /// Runs `work` (an instantiation or a call) under the time budget: past it, `work` is
+    /// dropped unfinished, with the instance it holds.
+    async fn within_budget<R>(&self, work: impl Future<Output = R>) -> Result<R, CallError> {
+        let budget = Duration::from_millis(self.limits.call_ms_max.max(1));
+        tokio::time::timeout(budget, work)
+            .await
+            .map_err(|_| CallError::Timeout {
+                plugin: self.id.to_string(),
+                budget_ms: self.limits.call_ms_max,
+            })
     }
 
     async fn instantiate(&self) -> Result<Instance, CallError> {
@@ -331,18 +335,10 @@ impl LoadedPlugin {
             ),
         );
         store.limiter(|state| state);
-        // At every tick the guest sees: yield to the executor, or stop it (a trap,
-        // `Trap::Interrupt`) once its budget is spent. The budget is measured in engine
-        // ticks, which also pass while the guest waits in an async WASI call.
-        let ticks = Arc::clone(&self.ticks);
-        store.epoch_deadline_callback(move |store| {
-            Ok(if ticks.load(Ordering::Relaxed) >= store.data().deadline_tick {
-                UpdateDeadline::Interrupt
-            } else {
-                UpdateDeadline::Yield(1)
-            })
-        });
-        self.arm(&mut store);
+        // At every tick the guest sees, it yields to the executor (where its budget's timer
+        // may end it).
+        store.epoch_deadline_async_yield_and_update(1);
+        store.set_epoch_deadline(1);
         let bound = match &self.pre {
             Pre::Partitioner(pre) => pre.instantiate_async(&mut store).await.map(Bound::Partitioner),
             Pre::BatchPartitioner(pre) => pre.instantiate_async(&mut store).await.map(Bound::BatchPartitioner),
@@ -376,12 +372,6 @@ impl LoadedPlugin {
             }
             None => {}
         }
-        if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            return CallError::Timeout {
-                plugin,
-                budget_ms: self.limits.call_ms_max,
-            };
-        }
         let message = match error.downcast_ref::<Trap>() {
             Some(trap) => trap.to_string(),
             None => format!("{:#}", error).lines().next().unwrap_or_default().to_string(),
@@ -399,23 +389,23 @@ impl LoadedPlugin {
         let pooled = self.pool.lock().pop();
         let mut instance = match pooled {
             Some(instance) => instance,
-            None => self.instantiate().await.inspect_err(|_| {
+            None => self
+                .within_budget(self.instantiate())
+                .await
+                .flatten()
+                .inspect_err(|_| {
+                    self.failures.fetch_add(1, Ordering::Relaxed);
+                })?,
+        };
+        // The next tick, not one that passed while the instance sat in the pool, makes it yield.
+        instance.store.set_epoch_deadline(1);
+        let outcome = self
+            .within_budget(call(&mut instance.store, &instance.bound))
+            .await
+            .inspect_err(|error| {
                 self.failures.fetch_add(1, Ordering::Relaxed);
-            })?,
-        };
-        self.arm(&mut instance.store);
-        // Epoch ticks stop a guest only while it runs wasm; this stops one that waits in a
-        // WASI call past its budget (the unfinished call and its instance are dropped).
-        let hard_stop = Duration::from_millis(self.limits.call_ms_max.max(1)) + 2 * EPOCH_TICK;
-        let Ok(outcome) = tokio::time::timeout(hard_stop, call(&mut instance.store, &instance.bound)).await else {
-            self.failures.fetch_add(1, Ordering::Relaxed);
-            let error = CallError::Timeout {
-                plugin: self.id.to_string(),
-                budget_ms: self.limits.call_ms_max,
-            };
-            tracing::warn!(plugin = %self.id, error = %error, "plugin call stopped while waiting in WASI; instance discarded");
-            return Err(error);
-        };
+                tracing::warn!(plugin = %self.id, %error, "plugin call failed; instance discarded");
+            })?;
         match outcome {
             Ok(result) => {
                 if instance.outgrown(self.limits.memory_bytes_max) {

@@ -81,8 +81,6 @@ pub struct State {
     charged: usize,
     /// Set for the duration of a SASL step; `None` answers every lookup with "no such user".
     pub credentials: Option<CredentialLookup>,
-    /// The engine tick at which the running call's time budget ends.
-    pub deadline_tick: u64,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -102,7 +100,6 @@ impl State {
             budget,
             charged: 0,
             credentials: None,
-            deadline_tick: 0,
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
         }

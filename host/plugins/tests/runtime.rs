@@ -2,6 +2,8 @@
 //! looping, trapping or memory-hungry plugin fails only its own call.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 // Kafka's default partitioner as the client implements it (checked there against Kafka's
@@ -328,68 +330,41 @@ async fn refusals_carry_the_plugins_error_code_and_message() {
     }
 }
 
+/// A looping plugin, and one sleeping in WASI (where no epoch tick reaches it), each fail
+/// their call with Timeout once their budget has passed and not before; the failure is
+/// counted, the next call gets a fresh instance (stopped the same way), and the same
+/// plugin without the bad mode serves.
 #[tokio::test]
-async fn a_looping_plugin_is_stopped_near_its_budget_and_the_next_call_works() {
+async fn looping_and_sleeping_plugins_are_stopped_at_their_budget() {
     let rt = runtime();
     let limits = Limits {
         call_ms_max: 50,
         ..Limits::default()
     };
-    let spin = load(&rt, "spin@1", artifacts::TEST_MISBEHAVE, &[("mode", "loop")], limits);
-    let started = Instant::now();
-    let err = spin.on_produce(&ctx(), &[record(None, b"x")]).await.unwrap_err();
-    assert_eq!(
-        err,
-        CallError::Timeout {
-            plugin: "spin@1".into(),
-            budget_ms: 50
+    let budget = Duration::from_millis(limits.call_ms_max);
+    for mode in ["loop", "sleep"] {
+        let bad = load(&rt, "bad@1", artifacts::TEST_MISBEHAVE, &[("mode", mode)], limits);
+        for call in 1..=2 {
+            let started = Instant::now();
+            let err = bad.on_produce(&ctx(), &[record(None, b"x")]).await.unwrap_err();
+            let took = started.elapsed();
+            assert_eq!(
+                err,
+                CallError::Timeout {
+                    plugin: "bad@1".into(),
+                    budget_ms: 50
+                },
+                "{mode}, call {call}"
+            );
+            assert!(
+                took >= budget && took < Duration::from_secs(2),
+                "{mode}, call {call}: stopped after {took:?}"
+            );
+            assert_eq!(bad.stats(), (call, call), "{mode}: every call counted as failed");
         }
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        started.elapsed()
-    );
-    // The same plugin without the bad mode still serves (a fresh instance each time).
-    let fine = load(&rt, "spin@1", artifacts::TEST_MISBEHAVE, &[], limits);
+    }
+    let fine = load(&rt, "bad@1", artifacts::TEST_MISBEHAVE, &[], limits);
     assert_eq!(fine.on_produce(&ctx(), &[record(None, b"x")]).await.unwrap().len(), 1);
-}
-
-#[tokio::test]
-async fn a_plugin_waiting_in_wasi_is_stopped_at_its_budget() {
-    let rt = runtime();
-    let limits = Limits {
-        call_ms_max: 100,
-        ..Limits::default()
-    };
-    // It sleeps for an hour: no wasm runs meanwhile, so no epoch tick can stop it.
-    let sleeper = load(
-        &rt,
-        "sleeper@1",
-        artifacts::TEST_MISBEHAVE,
-        &[("mode", "sleep")],
-        limits,
-    );
-    let started = Instant::now();
-    let err = sleeper.on_produce(&ctx(), &[record(None, b"x")]).await.unwrap_err();
-    assert_eq!(
-        err,
-        CallError::Timeout {
-            plugin: "sleeper@1".into(),
-            budget_ms: 100
-        }
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        started.elapsed()
-    );
-    assert_eq!(sleeper.stats(), (1, 1));
-    // The next call gets a fresh instance, which sleeps and is stopped the same way.
-    assert!(matches!(
-        sleeper.on_produce(&ctx(), &[record(None, b"x")]).await,
-        Err(CallError::Timeout { .. })
-    ));
 }
 
 /// A plugin call is a future that yields at every epoch tick: a looping guest on a
@@ -402,18 +377,18 @@ async fn a_looping_plugin_yields_to_other_tasks_until_its_budget_ends() {
         ..Limits::default()
     };
     let spin = load(&rt, "spin@1", artifacts::TEST_MISBEHAVE, &[("mode", "loop")], limits);
-    let turns = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let counter = std::sync::Arc::clone(&turns);
+    let turns = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&turns);
     let other = tokio::spawn(async move {
         loop {
-            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            counter.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     });
     tokio::task::yield_now().await;
-    let before = turns.load(std::sync::atomic::Ordering::Relaxed);
+    let before = turns.load(Ordering::Relaxed);
     let err = spin.on_produce(&ctx(), &[record(None, b"x")]).await.unwrap_err();
-    let during = turns.load(std::sync::atomic::Ordering::Relaxed) - before;
+    let during = turns.load(Ordering::Relaxed) - before;
     other.abort();
     assert!(matches!(err, CallError::Timeout { budget_ms: 200, .. }), "{err:?}");
     // 200 ms of spinning leaves room for about 100 turns of 2 ms; a call that held the
