@@ -35,7 +35,6 @@ fn main() -> anyhow::Result<()> {
     // Plugin calls are futures; this thread drives them one at a time, as a broker
     // connection's task does.
     let executor = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let block_on = |call| executor.block_on(call);
     let load = |path: &str| -> anyhow::Result<strom_plugins::LoadedPlugin> {
         let bytes = std::fs::read(path)?;
         Ok(runtime.load("bench@1", &bytes, BTreeMap::new(), Limits::default())?)
@@ -52,12 +51,16 @@ fn main() -> anyhow::Result<()> {
         principal: "User:ANONYMOUS".into(),
     };
     report("murmur2 partitioner (batch)", || {
-        block_on(partitioner.partition_encoded("t", 4, &encoded, RECORDS, 0)).expect("partitioner call");
+        executor
+            .block_on(partitioner.partition_encoded("t", 4, &encoded, RECORDS, 0))
+            .expect("partitioner call");
     });
     let mut one = Vec::new();
     codec::encode_records(&records[..1], 1_700_000_000_000, &mut one);
     report("murmur2 partitioner, 1 record", || {
-        block_on(partitioner.partition_encoded("t", 4, &one, 1, 0)).expect("partitioner call");
+        executor
+            .block_on(partitioner.partition_encoded("t", 4, &one, 1, 0))
+            .expect("partitioner call");
     });
     report("header-stamp interceptor (batch)", || {
         executor
@@ -76,7 +79,9 @@ fn main() -> anyhow::Result<()> {
             },
         )?;
         for i in 0..=14_000 {
-            block_on(python.partition_encoded("t", 4, &encoded, RECORDS, 0)).expect("python call");
+            executor
+                .block_on(python.partition_encoded("t", 4, &encoded, RECORDS, 0))
+                .expect("python call");
             if i % 1000 == 0 {
                 println!(
                     "after {i:>5} calls: plugin memory {:>6.1} MiB",
