@@ -32,6 +32,7 @@ fn main() {
     let shipped = root.join("target/plugins");
     let skip = env::var_os("STROM_SKIP_PLUGIN_BUILD").is_some();
     if !skip {
+        ensure_wasm_target();
         build(&root, &wasm_target, &[]);
         // A second flavour of the stamp plugin, for hot-swap tests (v1 -> v2).
         build(&root, &root.join("target/wasm-plugins-v2"), &[("STAMP_VALUE", "v2")]);
@@ -58,6 +59,29 @@ fn main() {
     )
     .unwrap();
     std::fs::write(PathBuf::from(env::var("OUT_DIR").unwrap()).join("artifacts.rs"), out).unwrap();
+}
+
+/// rust-toolchain.toml names the wasm32-wasip2 target, but rustup adds a toolchain's targets
+/// only when it installs the toolchain: a machine that already had 1.95 lacks it. Adding it
+/// here keeps the README's commands working on such a machine.
+fn ensure_wasm_target() {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+    if sysroot.is_some_and(|root| root.join("lib/rustlib/wasm32-wasip2").exists()) {
+        return;
+    }
+    println!(
+        "cargo:warning=installing the wasm32-wasip2 target with rustup (the plugins in plugins/ are built for it)"
+    );
+    match Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).status() {
+        Ok(status) if status.success() => {}
+        outcome => println!("cargo:warning=`rustup target add wasm32-wasip2` failed ({outcome:?}); the plugin build below will say what is missing"),
+    }
 }
 
 fn build(root: &Path, target_dir: &Path, extra_env: &[(&str, &str)]) {
