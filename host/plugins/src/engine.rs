@@ -116,7 +116,9 @@ fn config(pooling: bool) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
-    // Synchronous calls only: this halves the cost of a call into a guest.
+    // No concurrent guest tasks within a store (the component model's async ABI, which no
+    // Strom world uses; our calls are Rust futures, one at a time per instance): this
+    // halves the cost of a call into a guest.
     config.concurrency_support(false);
     if pooling {
         let mut pool = PoolingAllocationConfig::default();

@@ -1,8 +1,8 @@
 //! The WASM plugin runtime of Strom.
 //!
 //! - [`bindings`]: host bindings generated from `wit/strom-plugin.wit`.
-//! - [`engine`]: the one wasmtime engine (component model, epoch interruption, pooling
-//!   allocator) and the disk cache of compiled components.
+//! - [`engine`]: the one wasmtime engine (component model, epoch ticks at which running
+//!   guests yield, pooling allocator) and the disk cache of compiled components.
 //! - [`state`]: a plugin instance's store: sandboxed WASI, memory cap, configuration.
 //! - [`plugin`]: a loaded plugin, its instance pool and the calls the broker makes.
 //!
