@@ -80,7 +80,8 @@ fn ensure_wasm_target() {
     );
     match Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).status() {
         Ok(status) if status.success() => {}
-        outcome => println!("cargo:warning=`rustup target add wasm32-wasip2` failed ({outcome:?}); the plugin build below will say what is missing"),
+        Ok(status) => println!("cargo:warning=`rustup target add wasm32-wasip2` failed ({status})"),
+        Err(e) => println!("cargo:warning=could not run rustup to add the wasm32-wasip2 target: {e}"),
     }
 }
 
@@ -106,5 +107,5 @@ fn build(root: &Path, target_dir: &Path, extra_env: &[(&str, &str)]) {
         command.env(k, v);
     }
     let status = command.status().expect("running cargo to build the plugins");
-    assert!(status.success(), "building the plugins in plugins/ for wasm32-wasip2 failed (is the wasm32-wasip2 target installed? rust-toolchain.toml asks rustup for it)");
+    assert!(status.success(), "building the plugins in plugins/ for wasm32-wasip2 failed (if the compiler said it cannot find crate `core`, the target is missing: `rustup target add wasm32-wasip2`)");
 }
