@@ -95,6 +95,21 @@ fn oversized_record_gets_message_too_large() {
     }
 }
 
+/// min.insync.replicas=2 on a one-replica topic: acks=all is refused with
+/// NOT_ENOUGH_REPLICAS and stores nothing, while acks=1 and acks=0 still write (as Kafka
+/// checks the ISR only for acks=all); a topic at the default takes acks=all.
+#[test]
+fn acks_all_needs_min_insync_replicas() {
+    let broker = Broker::start();
+    let r = python(&broker, "ck_scenarios.py", &["min_insync", &broker.addr()]);
+    assert_eq!(int(&r, "NOT_ENOUGH_REPLICAS"), 19);
+    assert_eq!(r["acks_all"], json!(19), "{r}");
+    assert_eq!(r["acks_1"], json!(null), "{r}");
+    assert_eq!(r["acks_0"], json!(null), "{r}");
+    assert_eq!(r["default_topic_acks_all"], json!([null, 0]), "{r}");
+    assert_eq!(r["stored"], json!([[0, "acks=1"], [1, "acks=0"]]), "{r}");
+}
+
 /// 200,000 records over 3 partitions: the count, the sum of crc32 of every value and a
 /// sha256 over the sorted values are equal on both sides; offsets are contiguous from 0 and
 /// the high watermarks add up to the count.

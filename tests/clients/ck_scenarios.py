@@ -407,6 +407,29 @@ def oversized(bootstrap):
     )
 
 
+def min_insync(bootstrap):
+    """A topic with min.insync.replicas=2 on a broker with one replica: acks=all produce
+    fails with NOT_ENOUGH_REPLICAS (19) and stores nothing; acks=1 and acks=0 still write.
+    A topic left at the default (1) takes acks=all."""
+    create_topic(bootstrap, "min-isr-2", 1, {"min.insync.replicas": "2"})
+    create_topic(bootstrap, "min-isr-default", 1)
+    out = {"NOT_ENOUGH_REPLICAS": KafkaError.NOT_ENOUGH_REPLICAS}
+    for acks in ("all", "1", "0"):
+        p = producer(bootstrap, acks=acks, retries=0, linger_ms=0, enable_idempotence=False)
+        reports = Reports()
+        produce(p, topic="min-isr-2", partition=0, key=b"k", value=("acks=" + acks).encode(), on_delivery=reports.cb(0))
+        flush(p)
+        out["acks_" + acks] = reports.by_index[0]["err"]
+    p = producer(bootstrap, acks="all", linger_ms=0)
+    reports = Reports()
+    produce(p, topic="min-isr-default", partition=0, key=b"k", value=b"default", on_delivery=reports.cb(0))
+    flush(p)
+    out["default_topic_acks_all"] = [reports.by_index[0]["err"], reports.by_index[0]["offset"]]
+    got = consume(bootstrap, [("min-isr-2", 0, OFFSET_BEGINNING)], 2)
+    out["stored"] = [[r["o"], r["v"].decode()] for r in got]
+    emit(out)
+
+
 def bulk(bootstrap, count):
     """`count` records over 3 partitions round-trip: count, checksum (sum of crc32 of each
     value and sha256 over sorted values) and per-partition contiguous offsets equal."""
@@ -651,6 +674,7 @@ SCENARIOS = {
     "nulls": nulls,
     "large": large,
     "oversized": oversized,
+    "min_insync": min_insync,
     "bulk": bulk,
     "times": times,
     "idempotent": idempotent,

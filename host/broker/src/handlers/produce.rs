@@ -64,11 +64,15 @@ pub async fn handle(
             } else {
                 match (broker.partitions.get(&name, partition_data.index), image.topic(&name)) {
                     (Some(partition), Some(topic_image)) => {
-                        let min_isr: i64 =
-                            topic_config::effective(&broker.config, &topic_image.configs, "min.insync.replicas")
+                        // Only acks=all asks about replicas: the common acks=1 path skips the
+                        // config lookup (a string-keyed map search per partition).
+                        let min_isr: i64 = match acks {
+                            -1 => topic_config::effective(&broker.config, &topic_image.configs, "min.insync.replicas")
                                 .and_then(|v| v.parse().ok())
-                                .unwrap_or(1);
-                        if acks == -1 && min_isr > 1 {
+                                .unwrap_or(1),
+                            _ => 1,
+                        };
+                        if min_isr > 1 {
                             Err((
                                 ResponseError::NotEnoughReplicas,
                                 format!("min.insync.replicas is {min_isr} but only 1 replica is in sync"),
