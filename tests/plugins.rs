@@ -874,6 +874,66 @@ fn json_field_partitioner_keeps_each_customer_on_one_partition() {
     assert_eq!(hw_after, hw_before, "a refused record is not stored");
 }
 
+/// A batch partitioner is called once per produce request for all of a topic's partitions
+/// in it. When it refuses that call, each partition is asked on its own, so only the
+/// partition holding the refused record fails and the others are stored.
+#[test]
+fn partitioner_takes_a_whole_request_and_a_refusal_fails_only_its_partition() {
+    let s = Strom::start();
+    s.upload("jf@1", artifacts::JSON_FIELD_PARTITIONER);
+    s.create_topic("orders", 3, &["partitioner=jf@1"]);
+    let counters = || {
+        let (status, body) = s.http("GET", "/metrics", b"");
+        assert_eq!(status, 200);
+        let text = String::from_utf8(body).unwrap();
+        let metric = |line_start: &str| -> i64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(line_start).and_then(|rest| rest.trim().parse().ok()))
+                .unwrap_or(0)
+        };
+        (
+            metric("strom_requests_total{api=\"Produce\"}"),
+            metric("strom_plugin_calls_total{plugin=\"jf@1\"}"),
+        )
+    };
+    let order = |id: i32, customer: &str| format!(r#"{{"order_id": {id}, "customer_id": "{customer}"}}"#);
+    // kafka-python lingers, then drains both partitions' batches into one request.
+    let send_two = |first: String, second: String| {
+        let before = counters();
+        let reports = s.produce_kp(
+            "orders",
+            json!({"records": [{"v": first, "p": 0}, {"v": second, "p": 1}], "linger_ms": 500}),
+        );
+        let after = counters();
+        assert_eq!(after.0 - before.0, 1, "the client sent both partitions in one request");
+        (reports, after.1 - before.1)
+    };
+
+    let (reports, calls) = send_two(order(1, "c1"), order(2, "c2"));
+    for r in &reports {
+        ok_report(r);
+    }
+    assert_eq!(calls, 1, "one partitioner call for the request's two partitions");
+
+    let (reports, calls) = send_two(r#"{"order_id": 3}"#.to_string(), order(4, "c4"));
+    assert_eq!(reports[0]["errno"], json!(87), "{reports:?}");
+    assert!(text_of(&reports[0]["message"]).contains("customer_id"), "{reports:?}");
+    ok_report(&reports[1]);
+    assert_eq!(calls, 3, "the refused call, then one call per partition");
+
+    let (records, _) = s.dump("orders", 3, 3);
+    let mut ids: Vec<i64> = records
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<Value>(text_of(&r["v"])).unwrap()["order_id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(ids, vec![1, 2, 4], "the refused record alone is missing");
+}
+
 /// Enforce mode: records the client sends to the partition the plugin would choose are
 /// stored; a record sent elsewhere fails its batch with INVALID_RECORD and a message naming
 /// the right partition, and nothing of that batch is stored.

@@ -6,7 +6,9 @@ Usage: plugins_kp.py SCENARIO BOOTSTRAP [ARGS...]
 produce TOPIC SPEC_JSON
     SPEC: {"records": [{"k", "v", "h": [[k, v]], "p"}], "sync": bool}. A KafkaProducer at its
     default settings (idempotent, acks=all) sends the records; with "sync" each record is
-    sent by a producer of its own, so each travels in a batch of its own. Answers {"reports":
+    sent by a producer of its own, so each travels in a batch of its own; with "linger_ms" the
+    producer waits that long for more records, so records sent together for several
+    partitions travel in one request. Answers {"reports":
     [{"p", "o"} | {"error": CLASS, "errno": N, "message": STR}]} in record order; "message"
     is the broker's error_message as kafka-python hands it over.
 """
@@ -33,9 +35,9 @@ def error_report(e):
     }
 
 
-def send_all(bootstrap, topic, records):
+def send_all(bootstrap, topic, records, linger_ms=0):
     """Sends records with one producer; returns one report per record."""
-    p = KafkaProducer(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+    p = KafkaProducer(bootstrap_servers=bootstrap, request_timeout_ms=30000, linger_ms=linger_ms)
     futures = [
         p.send(
             topic,
@@ -65,7 +67,7 @@ def produce(bootstrap, topic, spec_json):
         # otherwise carry on with a sequence-number gap, which is beside the point here.
         reports = [send_all(bootstrap, topic, [r])[0] for r in spec["records"]]
     else:
-        reports = send_all(bootstrap, topic, spec["records"])
+        reports = send_all(bootstrap, topic, spec["records"], spec.get("linger_ms", 0))
     emit({"reports": reports})
 
 

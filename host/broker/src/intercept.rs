@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use std::borrow::Cow;
 
-use strom_plugins::{BatchContext, CallError, KafkaRecord, LoadedPlugin};
+use strom_plugins::{BatchContext, CallError, KafkaRecord, LoadedPlugin, World};
 use strom_storage::batch::{self, BatchHeader};
 
 use crate::plugins::{PartitionerMode, TopicPlugins};
@@ -102,15 +102,36 @@ impl<'a> Section<'a> {
     }
 }
 
+/// One batch of a request, checked, through the produce interceptors, awaiting the
+/// partitioner.
+struct Prepared<'a> {
+    raw: &'a [u8],
+    header: BatchHeader,
+    section: Section<'a>,
+}
+
 /// Runs a topic's produce interceptors and partitioner over one request's batches for
-/// one partition and returns what to append where.
-pub async fn plan_produce(input: &ProduceInput) -> Result<Vec<PlannedBatch>, Refusal> {
+/// that topic (one input per partition, all of the same topic) and returns, per input,
+/// what to append where. Each input succeeds or fails on its own, as Kafka answers each
+/// partition of a produce request on its own.
+pub async fn plan_produce(inputs: &[ProduceInput]) -> Vec<Result<Vec<PlannedBatch>, Refusal>> {
+    let mut prepared = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        prepared.push(prepare(input).await);
+    }
+    let choices = choose_partitions(inputs, &prepared).await;
+    inputs
+        .iter()
+        .zip(prepared)
+        .zip(choices)
+        .map(|((input, prepared), choices)| route(input, prepared?, choices?))
+        .collect()
+}
+
+/// Checks one partition's batches and runs the produce interceptors over each.
+async fn prepare(input: &ProduceInput) -> Result<Vec<Prepared<'_>>, Refusal> {
     let corrupt = |e: strom_storage::StorageError| (crate::handlers::storage_error_code(&e), e.to_string());
-    // The addressed partition's batches: zero-copy slices of the request where a batch
-    // stays as the producer sent it, so a request no plugin changes is appended as it came.
-    let mut addressed_batches: Vec<Bytes> = Vec::new();
-    let mut untouched = true;
-    let mut moved: BTreeMap<i32, Vec<Bytes>> = BTreeMap::new();
+    let mut prepared = Vec::new();
     for raw in batch::split_batches(&input.records).map_err(corrupt)? {
         // The client's batch is checked before anything looks inside it.
         batch::validate(raw).map_err(corrupt)?;
@@ -133,21 +154,149 @@ pub async fn plan_produce(input: &ProduceInput) -> Result<Vec<PlannedBatch>, Ref
                 section.intercept(interceptor, &ctx, &header, true).await?;
             }
         }
-        let choices = match &input.plugins.partitioner {
-            None => None,
-            Some((partitioner, _)) => Some(
-                partitioner
-                    .partition_encoded(
-                        &input.topic,
-                        input.partition_count,
-                        &section.records,
-                        section.count,
-                        header.base_timestamp,
-                    )
-                    .await
-                    .map_err(call_refusal)?,
-            ),
-        };
+        prepared.push(Prepared { raw, header, section });
+    }
+    Ok(prepared)
+}
+
+/// The partitioner's choice for every record of every prepared batch (`None` per batch
+/// without a partitioner). The partitioner gets all of the request's batches for the topic
+/// in one call: a call's fixed cost (about 2 µs for a Rust guest, as much as hashing 135
+/// records; 12 µs for Python) is then paid once per request rather than once per
+/// partition. If that call fails other than by running out of time (a refusal, a trap, a
+/// bad answer), each batch is asked again on its own, so only the partition whose records
+/// cause it fails.
+async fn choose_partitions(
+    inputs: &[ProduceInput],
+    prepared: &[Result<Vec<Prepared<'_>>, Refusal>],
+) -> Vec<Result<Vec<Option<Vec<u32>>>, Refusal>> {
+    let unrouted = |p: &Result<Vec<Prepared<'_>>, Refusal>| match p {
+        Ok(batches) => Ok(vec![None; batches.len()]),
+        Err(e) => Err(e.clone()),
+    };
+    let Some(first) = inputs.first() else {
+        return Vec::new();
+    };
+    let Some((partitioner, _)) = &first.plugins.partitioner else {
+        return prepared.iter().map(unrouted).collect();
+    };
+    let batches: Vec<&Prepared<'_>> = prepared.iter().flatten().flatten().collect();
+    // A config change between two partitions of the request could have swapped the plugin:
+    // only batches planned with the very same plugins share a call.
+    let same_plugins = inputs.iter().all(|i| Arc::ptr_eq(&i.plugins, &first.plugins));
+    if batches.len() > 1 && same_plugins {
+        if let Some(combined) = partition_together(partitioner, first, &batches).await {
+            match combined {
+                Ok(all) => {
+                    let mut all = all.into_iter();
+                    return prepared
+                        .iter()
+                        .map(|p| match p {
+                            Ok(batches) => Ok(batches
+                                .iter()
+                                .map(|b| Some(all.by_ref().take(b.section.count).collect()))
+                                .collect()),
+                            Err(e) => Err(e.clone()),
+                        })
+                        .collect();
+                }
+                // Running out of time again for each batch would only multiply the wait.
+                Err(error @ CallError::Timeout { .. }) => {
+                    let refusal = call_refusal(error);
+                    return prepared
+                        .iter()
+                        .map(|p| match p {
+                            Ok(_) => Err(refusal.clone()),
+                            Err(e) => Err(e.clone()),
+                        })
+                        .collect();
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    let mut choices = Vec::with_capacity(prepared.len());
+    for (input, p) in inputs.iter().zip(prepared) {
+        choices.push(match (p, &input.plugins.partitioner) {
+            (Ok(batches), Some((partitioner, _))) => choose_each(partitioner, input, batches).await,
+            (p, None) => unrouted(p),
+            (Err(e), _) => Err(e.clone()),
+        });
+    }
+    choices
+}
+
+/// One partitioner call over all of `batches` (`None` if their records cannot be decoded
+/// for a typed partitioner: the calls per batch then say which partition is at fault).
+async fn partition_together(
+    partitioner: &LoadedPlugin,
+    input: &ProduceInput,
+    batches: &[&Prepared<'_>],
+) -> Option<Result<Vec<u32>, CallError>> {
+    if partitioner.world == World::BatchPartitioner {
+        let mut records = Vec::with_capacity(batches.iter().map(|b| b.section.records.len()).sum());
+        let mut count = 0;
+        for b in batches {
+            records.extend_from_slice(&b.section.records);
+            count += b.section.count;
+        }
+        // The records keep their own batches' timestamp deltas: a batch partitioner is not
+        // told any batch's base timestamp, so nothing it sees changes.
+        return Some(
+            partitioner
+                .partition_encoded(&input.topic, input.partition_count, &records, count, 0)
+                .await,
+        );
+    }
+    let mut records = Vec::new();
+    for b in batches {
+        let mut decoded =
+            strom_plugins::codec::decode_records(&b.section.records, b.section.count, b.header.base_timestamp).ok()?;
+        records.append(&mut decoded);
+    }
+    Some(
+        partitioner
+            .partition(&input.topic, input.partition_count, &records)
+            .await,
+    )
+}
+
+/// The partitioner's choices for one partition's batches, a call per batch.
+async fn choose_each(
+    partitioner: &LoadedPlugin,
+    input: &ProduceInput,
+    batches: &[Prepared<'_>],
+) -> Result<Vec<Option<Vec<u32>>>, Refusal> {
+    let mut choices = Vec::with_capacity(batches.len());
+    for b in batches {
+        let chosen = partitioner
+            .partition_encoded(
+                &input.topic,
+                input.partition_count,
+                &b.section.records,
+                b.section.count,
+                b.header.base_timestamp,
+            )
+            .await
+            .map_err(call_refusal)?;
+        choices.push(Some(chosen));
+    }
+    Ok(choices)
+}
+
+/// What to append where for one partition's prepared batches, given the partitioner's
+/// choices for each batch.
+fn route(
+    input: &ProduceInput,
+    prepared: Vec<Prepared<'_>>,
+    choices: Vec<Option<Vec<u32>>>,
+) -> Result<Vec<PlannedBatch>, Refusal> {
+    // The addressed partition's batches: zero-copy slices of the request where a batch
+    // stays as the producer sent it, so a request no plugin changes is appended as it came.
+    let mut addressed_batches: Vec<Bytes> = Vec::new();
+    let mut untouched = true;
+    let mut moved: BTreeMap<i32, Vec<Bytes>> = BTreeMap::new();
+    for (Prepared { raw, header, section }, choices) in prepared.into_iter().zip(choices) {
         let stays_whole = choices
             .as_ref()
             .is_none_or(|c| c.iter().all(|&p| p as i32 == input.addressed));

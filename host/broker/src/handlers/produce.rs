@@ -11,7 +11,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use super::{storage_error_code, str_bytes};
 use crate::broker::{now_ms, Broker, RequestContext};
 use crate::config::topic as topic_config;
-use crate::intercept;
+use crate::intercept::{self, Refusal};
 use crate::partitions::Partition;
 use crate::protocol::FrameError;
 use crate::security::acl::{Operation, ResourceType};
@@ -34,6 +34,12 @@ pub async fn handle(
         let mut topic_response = TopicProduceResponse::default();
         topic_response.name = topic.name.clone();
         let may_write = broker.authorized(ctx, Operation::Write, ResourceType::Topic, &name);
+        // Partitions of a topic with produce plugins wait here, to be planned together
+        // after the loop (one partitioner call for the whole request, see
+        // `intercept::plan_produce`); the others are appended as the loop reaches them.
+        let mut with_plugins: Vec<(usize, Arc<Partition>)> = Vec::new();
+        let mut inputs: Vec<intercept::ProduceInput> = Vec::new();
+        let mut outcomes: Vec<(PartitionProduceResponse, usize, Result<(), Refusal>)> = Vec::new();
         for partition_data in topic.partition_data {
             let batch_bytes = partition_data.records.as_ref().map_or(0, |r| r.len());
             let mut r = PartitionProduceResponse::default();
@@ -97,7 +103,9 @@ pub async fn handle(
                                         principal: ctx.principal.to_string(),
                                         records,
                                     };
-                                    append_with_plugins(broker, &partition, input, &mut r).await
+                                    with_plugins.push((outcomes.len(), partition));
+                                    inputs.push(input);
+                                    Ok(())
                                 }
                                 (Some(records), Ok(_)) => {
                                     append(&partition, &records, Origin::Client, &mut r).await.map(|_| ())
@@ -111,12 +119,25 @@ pub async fn handle(
                     )),
                 }
             };
+            outcomes.push((r, batch_bytes, outcome));
+        }
+        if !with_plugins.is_empty() {
+            let plans = intercept::plan_produce(&inputs).await;
+            for (((slot, partition), plan), input) in with_plugins.iter().zip(plans).zip(&inputs) {
+                let (r, _, outcome) = &mut outcomes[*slot];
+                *outcome = match plan {
+                    Ok(plan) => append_planned(broker, partition, &input.topic, plan, r).await,
+                    Err(refusal) => Err(refusal),
+                };
+            }
+        }
+        for (mut r, batch_bytes, outcome) in outcomes {
             if outcome.is_ok() {
                 broker.metrics.produced(batch_bytes);
             }
             if let Err((code, message)) = outcome {
-                tracing::debug!(topic = %name, partition = partition_data.index, client = %ctx.client_id, peer = %ctx.peer, %message, "produce refused");
-                first_failure.get_or_insert_with(|| format!("{name}-{}: {message}", partition_data.index));
+                tracing::debug!(topic = %name, partition = r.index, client = %ctx.client_id, peer = %ctx.peer, %message, "produce refused");
+                first_failure.get_or_insert_with(|| format!("{name}-{}: {message}", r.index));
                 r.error_code = code.code();
                 if ctx.version >= 8 {
                     r.error_message = Some(str_bytes(message));
@@ -173,16 +194,14 @@ async fn append(
     Ok(info.duplicate)
 }
 
-/// The produce path of a topic with plugins: run them over the partition's batches (on
-/// this task: a plugin call is a future), then append what they planned.
-async fn append_with_plugins(
+/// Appends what the plugins planned for one partition of a produce request.
+async fn append_planned(
     broker: &Broker,
     addressed: &Arc<Partition>,
-    input: intercept::ProduceInput,
+    topic: &str,
+    planned: Vec<intercept::PlannedBatch>,
     r: &mut PartitionProduceResponse,
-) -> Result<(), (ResponseError, String)> {
-    let topic = input.topic.clone();
-    let planned = intercept::plan_produce(&input).await?;
+) -> Result<(), Refusal> {
     let mut batches = planned.into_iter();
     let first = batches
         .next()
@@ -202,7 +221,7 @@ async fn append_with_plugins(
         return Ok(());
     }
     for planned in batches {
-        let Some(partition) = broker.partitions.get(&topic, planned.partition) else {
+        let Some(partition) = broker.partitions.get(topic, planned.partition) else {
             return Err((
                 ResponseError::UnknownTopicOrPartition,
                 format!("{topic}-{} does not exist", planned.partition),
