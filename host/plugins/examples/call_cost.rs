@@ -2,12 +2,13 @@
 //! network): `cargo run --release -p strom-plugins --example call_cost [FILTER]`.
 //! It calls the shipped murmur2 batch partitioner and the header-stamp batch interceptor
 //! with a batch of 135 records (16-byte keys, 100-byte values: a 16 KiB producer batch)
-//! and prints the median time per call and per record, next to the host's check of an
-//! interceptor's answer for scale, and the same work as the two plugins compiled natively
-//! (the SDK's reader and writer, the client's murmur2): the floor a guest cannot go below.
-//! An argument keeps only the cases whose label contains it; `python-memory` instead
-//! follows the Python example partitioner's memory over 14,000 calls (build `examples/`
-//! first).
+//! and prints the median time per call and per record; then four such batches in four
+//! calls and in one (the broker calls a partitioner once per produce request), next to
+//! the host's check of an interceptor's answer for scale, and the same work as the two
+//! plugins compiled natively (the SDK's reader and writer, the client's murmur2): the
+//! floor a guest cannot go below. An argument keeps only the cases whose label contains
+//! it; `python-memory` instead follows the Python example partitioner's memory over
+//! 14,000 calls (build `examples/` first).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -50,19 +51,38 @@ fn main() -> anyhow::Result<()> {
         client_id: "bench".into(),
         principal: "User:ANONYMOUS".into(),
     };
-    report("murmur2 partitioner (batch)", || {
+    report("murmur2 partitioner (batch)", RECORDS, || {
         executor
             .block_on(partitioner.partition_encoded("t", 4, &encoded, RECORDS, 0))
             .expect("partitioner call");
     });
+    // A produce request usually carries a batch for each of several partitions; the broker
+    // hands them to the partitioner in one call, copying them into one buffer first.
+    let four: Vec<Vec<u8>> = (0..4).map(|_| encoded.clone()).collect();
+    report("murmur2 partitioner, 4 batches, 4 calls", 4 * RECORDS, || {
+        for batch in &four {
+            executor
+                .block_on(partitioner.partition_encoded("t", 4, batch, RECORDS, 0))
+                .expect("partitioner call");
+        }
+    });
+    report("murmur2 partitioner, 4 batches, 1 call", 4 * RECORDS, || {
+        let mut joined = Vec::with_capacity(four.iter().map(Vec::len).sum());
+        for batch in &four {
+            joined.extend_from_slice(batch);
+        }
+        executor
+            .block_on(partitioner.partition_encoded("t", 4, &joined, 4 * RECORDS, 0))
+            .expect("partitioner call");
+    });
     let mut one = Vec::new();
     codec::encode_records(&records[..1], 1_700_000_000_000, &mut one);
-    report("murmur2 partitioner, 1 record", || {
+    report("murmur2 partitioner, 1 record", 1, || {
         executor
             .block_on(partitioner.partition_encoded("t", 4, &one, 1, 0))
             .expect("partitioner call");
     });
-    report("header-stamp interceptor (batch)", || {
+    report("header-stamp interceptor (batch)", RECORDS, || {
         executor
             .block_on(interceptor.intercept_encoded(&ctx, &encoded, RECORDS, 0, RECORDS as i32 - 1, true))
             .expect("interceptor call");
@@ -90,12 +110,12 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
-    report("native: check_records (host)", || {
+    report("native: check_records (host)", RECORDS, || {
         codec::check_records(&encoded, RECORDS, RECORDS as i32 - 1).expect("well-formed");
     });
     // What the plugins do, compiled natively: no sandbox, no copies in or out, no call.
     let batch = Records::new(&encoded, RECORDS as u32);
-    report("native: murmur2 partitioner's work", || {
+    report("native: murmur2 partitioner's work", RECORDS, || {
         let partitions: Vec<i32> = batch
             .keys()
             .map(|record| {
@@ -105,7 +125,7 @@ fn main() -> anyhow::Result<()> {
             .collect();
         std::hint::black_box(partitions);
     });
-    report("native: header-stamp's work", || {
+    report("native: header-stamp's work", RECORDS, || {
         let mut out = RecordsWriter::with_capacity(encoded.len() + 20 * RECORDS);
         for record in batch.iter() {
             out.keep_with_header(&record.expect("well-formed"), "x-strom-stamp", Some(b"v1"));
@@ -115,9 +135,10 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `call` CALLS times in rounds of 1000 and prints the median round (only the cases
+/// Runs `call` (the work on `records` records) CALLS times in rounds of 1000 and prints the
+/// median round (only the cases
 /// whose label contains the first argument, if one is given).
-fn report(label: &str, mut call: impl FnMut()) {
+fn report(label: &str, records: usize, mut call: impl FnMut()) {
     if std::env::args().nth(1).is_some_and(|only| !label.contains(&only)) {
         return;
     }
@@ -136,7 +157,7 @@ fn report(label: &str, mut call: impl FnMut()) {
     rounds.sort_by(f64::total_cmp);
     let us = rounds[rounds.len() / 2];
     println!(
-        "{label:<36} {us:>8.2} µs per call of {RECORDS} records  {:>6.1} ns per record",
-        us * 1000.0 / RECORDS as f64
+        "{label:<40} {us:>8.2} µs for {records} records  {:>6.1} ns per record",
+        us * 1000.0 / records as f64
     );
 }
