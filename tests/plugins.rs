@@ -77,6 +77,17 @@ impl Strom {
         http_request(&self.admin, method, path, body)
     }
 
+    /// The value of the Prometheus sample whose line starts with `line_start` (0 if absent).
+    fn metric(&self, line_start: &str) -> i64 {
+        let (status, body) = self.http("GET", "/metrics", b"");
+        assert_eq!(status, 200);
+        String::from_utf8(body)
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix(line_start).and_then(|rest| rest.trim().parse().ok()))
+            .unwrap_or(0)
+    }
+
     /// A request whose answer must be `status` with a JSON body, which is returned.
     fn http_json(&self, method: &str, path: &str, body: &[u8], status: u16) -> Value {
         let (got, bytes) = self.http(method, path, body);
@@ -329,7 +340,7 @@ fn sha256(path: &str) -> String {
 
 /// The world the broker reports for each shipped plugin.
 fn world_of(file: &str) -> &'static str {
-    if file == artifacts::MURMUR2_PARTITIONER {
+    if file == artifacts::MURMUR2_PARTITIONER || file == artifacts::TEST_MISBEHAVE_PARTITIONER {
         "batch-partitioner"
     } else if file == artifacts::JSON_FIELD_PARTITIONER {
         "partitioner"
@@ -883,17 +894,9 @@ fn partitioner_takes_a_whole_request_and_a_refusal_fails_only_its_partition() {
     s.upload("jf@1", artifacts::JSON_FIELD_PARTITIONER);
     s.create_topic("orders", 3, &["partitioner=jf@1"]);
     let counters = || {
-        let (status, body) = s.http("GET", "/metrics", b"");
-        assert_eq!(status, 200);
-        let text = String::from_utf8(body).unwrap();
-        let metric = |line_start: &str| -> i64 {
-            text.lines()
-                .find_map(|l| l.strip_prefix(line_start).and_then(|rest| rest.trim().parse().ok()))
-                .unwrap_or(0)
-        };
         (
-            metric("strom_requests_total{api=\"Produce\"}"),
-            metric("strom_plugin_calls_total{plugin=\"jf@1\"}"),
+            s.metric("strom_requests_total{api=\"Produce\"}"),
+            s.metric("strom_plugin_calls_total{plugin=\"jf@1\"}"),
         )
     };
     let order = |id: i32, customer: &str| format!(r#"{{"order_id": {id}, "customer_id": "{customer}"}}"#);
@@ -932,6 +935,61 @@ fn partitioner_takes_a_whole_request_and_a_refusal_fails_only_its_partition() {
         .collect();
     ids.sort();
     assert_eq!(ids, vec![1, 2, 4], "the refused record alone is missing");
+}
+
+/// A partitioner that runs out of time fails the request's partitions of its topic after
+/// one time budget: one call for all of them, not one per partition. One that traps is
+/// asked again for each partition, and each fails with the trap. Other topics are served.
+#[test]
+fn a_failing_partitioner_fails_its_topics_partitions_of_the_request() {
+    let s = Strom::start();
+    s.upload("badp@1", artifacts::TEST_MISBEHAVE_PARTITIONER);
+    s.create_topic(
+        "p-loop",
+        3,
+        &["partitioner=badp@1", "plugin.badp.mode=loop", "plugins.call.ms.max=300"],
+    );
+    // A generous budget: each call after a trap instantiates afresh, which must not be
+    // what fails it.
+    s.create_topic(
+        "p-trap",
+        3,
+        &[
+            "partitioner=badp@1",
+            "plugin.badp.mode=trap",
+            "plugins.call.ms.max=5000",
+        ],
+    );
+    s.create_topic("plain", 1, &[]);
+
+    for (topic, calls_expected, what) in [("p-loop", 1, "time budget of 300 ms"), ("p-trap", 4, "trapped")] {
+        let requests = s.metric("strom_requests_total{api=\"Produce\"}");
+        let calls = s.metric("strom_plugin_calls_total{plugin=\"badp@1\"}");
+        // kafka-python lingers, then drains the three partitions' batches into one request.
+        let records: Vec<Value> = (0..3).map(|p| json!({"v": format!("r{p}"), "p": p})).collect();
+        let reports = s.produce_kp(topic, json!({"records": records, "linger_ms": 500}));
+        assert_eq!(
+            s.metric("strom_requests_total{api=\"Produce\"}") - requests,
+            1,
+            "{topic}: the client sent the three partitions in one request"
+        );
+        for r in &reports {
+            assert_eq!(r["errno"], json!(44), "{topic}: {r}");
+            let message = text_of(&r["message"]);
+            assert!(
+                message.contains("badp@1") && message.contains(what),
+                "{topic}: {message}"
+            );
+        }
+        assert_eq!(
+            s.metric("strom_plugin_calls_total{plugin=\"badp@1\"}") - calls,
+            calls_expected,
+            "{topic}: calls into the partitioner"
+        );
+        assert_eq!(s.dump(topic, 3, 0).1, vec![0, 0, 0], "{topic}: nothing stored");
+    }
+    let plain = s.produce_kp("plain", json!({"records": [{"v": "still served"}]}));
+    assert_eq!(ok_report(&plain[0]), (0, 0));
 }
 
 /// Enforce mode: records the client sends to the partition the plugin would choose are

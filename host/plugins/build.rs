@@ -16,6 +16,7 @@ const PLUGINS: &[(&str, &str)] = &[
     ("JSON_VALIDATE", "json_validate"),
     ("FIELD_REDACT", "field_redact"),
     ("TEST_MISBEHAVE", "test_misbehave"),
+    ("TEST_MISBEHAVE_PARTITIONER", "test_misbehave_partitioner"),
     ("HMAC_CHALLENGE", "hmac_challenge"),
     ("TEST_SASL_MISBEHAVE", "test_sasl_misbehave"),
     ("TEST_NOT_A_PLUGIN", "test-not-a-plugin"),
