@@ -37,9 +37,9 @@ pub async fn handle(
         // Partitions of a topic with produce plugins wait here, to be planned together
         // after the loop (one partitioner call for the whole request, see
         // `intercept::plan_produce`); the others are appended as the loop reaches them.
-        let mut with_plugins: Vec<(usize, Arc<Partition>)> = Vec::new();
+        // Each waits as (its answer's index, the partition, its bytes) plus its input.
+        let mut with_plugins: Vec<(usize, Arc<Partition>, usize)> = Vec::new();
         let mut inputs: Vec<intercept::ProduceInput> = Vec::new();
-        let mut outcomes: Vec<(PartitionProduceResponse, usize, Result<(), Refusal>)> = Vec::new();
         for partition_data in topic.partition_data {
             let batch_bytes = partition_data.records.as_ref().map_or(0, |r| r.len());
             let mut r = PartitionProduceResponse::default();
@@ -47,6 +47,7 @@ pub async fn handle(
             r.base_offset = -1;
             r.log_append_time_ms = -1;
             r.log_start_offset = -1;
+            // Ok(Some(())): appended; Ok(None): waits for the plugins, after this loop.
             let outcome = if !matches!(acks, -1..=1) {
                 Err((
                     ResponseError::InvalidRequiredAcks,
@@ -103,13 +104,17 @@ pub async fn handle(
                                         principal: ctx.principal.to_string(),
                                         records,
                                     };
-                                    with_plugins.push((outcomes.len(), partition));
+                                    with_plugins.push((
+                                        topic_response.partition_responses.len(),
+                                        partition,
+                                        batch_bytes,
+                                    ));
                                     inputs.push(input);
-                                    Ok(())
+                                    Ok(None)
                                 }
-                                (Some(records), Ok(_)) => {
-                                    append(&partition, &records, Origin::Client, &mut r).await.map(|_| ())
-                                }
+                                (Some(records), Ok(_)) => append(&partition, &records, Origin::Client, &mut r)
+                                    .await
+                                    .map(|_| Some(())),
                             }
                         }
                     }
@@ -119,31 +124,21 @@ pub async fn handle(
                     )),
                 }
             };
-            outcomes.push((r, batch_bytes, outcome));
+            if let Some(outcome) = outcome.transpose() {
+                settle(broker, ctx, &name, &mut r, batch_bytes, outcome, &mut first_failure);
+            }
+            topic_response.partition_responses.push(r);
         }
         if !with_plugins.is_empty() {
             let plans = intercept::plan_produce(&inputs).await;
-            for (((slot, partition), plan), input) in with_plugins.iter().zip(plans).zip(&inputs) {
-                let (r, _, outcome) = &mut outcomes[*slot];
-                *outcome = match plan {
+            for (((slot, partition, batch_bytes), plan), input) in with_plugins.iter().zip(plans).zip(&inputs) {
+                let r = &mut topic_response.partition_responses[*slot];
+                let outcome = match plan {
                     Ok(plan) => append_planned(broker, partition, &input.topic, plan, r).await,
                     Err(refusal) => Err(refusal),
                 };
+                settle(broker, ctx, &name, r, *batch_bytes, outcome, &mut first_failure);
             }
-        }
-        for (mut r, batch_bytes, outcome) in outcomes {
-            if outcome.is_ok() {
-                broker.metrics.produced(batch_bytes);
-            }
-            if let Err((code, message)) = outcome {
-                tracing::debug!(topic = %name, partition = r.index, client = %ctx.client_id, peer = %ctx.peer, %message, "produce refused");
-                first_failure.get_or_insert_with(|| format!("{name}-{}: {message}", r.index));
-                r.error_code = code.code();
-                if ctx.version >= 8 {
-                    r.error_message = Some(str_bytes(message));
-                }
-            }
-            topic_response.partition_responses.push(r);
         }
         response.responses.push(topic_response);
     }
@@ -154,6 +149,30 @@ pub async fn handle(
         };
     }
     Ok(Some(response))
+}
+
+/// Counts a partition's produced bytes, or puts its refusal into its answer (with
+/// `error_message` from version 8) and remembers the first one.
+fn settle(
+    broker: &Broker,
+    ctx: &RequestContext,
+    topic: &str,
+    r: &mut PartitionProduceResponse,
+    batch_bytes: usize,
+    outcome: Result<(), Refusal>,
+    first_failure: &mut Option<String>,
+) {
+    match outcome {
+        Ok(()) => broker.metrics.produced(batch_bytes),
+        Err((code, message)) => {
+            tracing::debug!(%topic, partition = r.index, client = %ctx.client_id, peer = %ctx.peer, %message, "produce refused");
+            first_failure.get_or_insert_with(|| format!("{topic}-{}: {message}", r.index));
+            r.error_code = code.code();
+            if ctx.version >= 8 {
+                r.error_message = Some(str_bytes(message));
+            }
+        }
+    }
 }
 
 /// Appends to one partition and fills in the response; returns whether the batch was a
