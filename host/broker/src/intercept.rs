@@ -170,15 +170,12 @@ async fn choose_partitions(
     inputs: &[ProduceInput],
     prepared: &[Result<Vec<Prepared<'_>>, Refusal>],
 ) -> Vec<Result<Vec<Option<Vec<u32>>>, Refusal>> {
-    let unrouted = |p: &Result<Vec<Prepared<'_>>, Refusal>| match p {
-        Ok(batches) => Ok(vec![None; batches.len()]),
-        Err(e) => Err(e.clone()),
-    };
+    let unrouted = |batches: &[Prepared<'_>]| Ok(vec![None; batches.len()]);
     let Some(first) = inputs.first() else {
         return Vec::new();
     };
     let Some((partitioner, _)) = &first.plugins.partitioner else {
-        return prepared.iter().map(unrouted).collect();
+        return per_input(prepared, unrouted);
     };
     let batches: Vec<&Prepared<'_>> = prepared.iter().flatten().flatten().collect();
     // A config change between two partitions of the request could have swapped the plugin:
@@ -189,27 +186,17 @@ async fn choose_partitions(
             match combined {
                 Ok(all) => {
                     let mut all = all.into_iter();
-                    return prepared
-                        .iter()
-                        .map(|p| match p {
-                            Ok(batches) => Ok(batches
-                                .iter()
-                                .map(|b| Some(all.by_ref().take(b.section.count).collect()))
-                                .collect()),
-                            Err(e) => Err(e.clone()),
-                        })
-                        .collect();
+                    return per_input(prepared, |batches| {
+                        Ok(batches
+                            .iter()
+                            .map(|b| Some(all.by_ref().take(b.section.count).collect()))
+                            .collect())
+                    });
                 }
                 // Running out of time again for each batch would only multiply the wait.
                 Err(error @ CallError::Timeout { .. }) => {
                     let refusal = call_refusal(error);
-                    return prepared
-                        .iter()
-                        .map(|p| match p {
-                            Ok(_) => Err(refusal.clone()),
-                            Err(e) => Err(e.clone()),
-                        })
-                        .collect();
+                    return per_input(prepared, |_| Err(refusal.clone()));
                 }
                 Err(_) => {}
             }
@@ -219,11 +206,25 @@ async fn choose_partitions(
     for (input, p) in inputs.iter().zip(prepared) {
         choices.push(match (p, &input.plugins.partitioner) {
             (Ok(batches), Some((partitioner, _))) => choose_each(partitioner, input, batches).await,
-            (p, None) => unrouted(p),
+            (Ok(batches), None) => unrouted(batches),
             (Err(e), _) => Err(e.clone()),
         });
     }
     choices
+}
+
+/// `answer` for each input whose batches were prepared; the others keep their refusal.
+fn per_input<T>(
+    prepared: &[Result<Vec<Prepared<'_>>, Refusal>],
+    mut answer: impl FnMut(&[Prepared<'_>]) -> Result<T, Refusal>,
+) -> Vec<Result<T, Refusal>> {
+    prepared
+        .iter()
+        .map(|p| match p {
+            Ok(batches) => answer(batches),
+            Err(e) => Err(e.clone()),
+        })
+        .collect()
 }
 
 /// One partitioner call over all of `batches` (`None` if their records cannot be decoded
