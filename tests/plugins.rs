@@ -79,13 +79,18 @@ impl Strom {
 
     /// The value of the Prometheus sample whose line starts with `line_start` (0 if absent).
     fn metric(&self, line_start: &str) -> i64 {
+        self.sample(line_start)
+    }
+
+    /// The same for a sample with a fractional value, such as seconds.
+    fn sample<T: std::str::FromStr + Default>(&self, line_start: &str) -> T {
         let (status, body) = self.http("GET", "/metrics", b"");
         assert_eq!(status, 200);
         String::from_utf8(body)
             .unwrap()
             .lines()
             .find_map(|l| l.strip_prefix(line_start).and_then(|rest| rest.trim().parse().ok()))
-            .unwrap_or(0)
+            .unwrap_or_default()
     }
 
     /// A request whose answer must be `status` with a JSON body, which is returned.
@@ -511,17 +516,28 @@ fn cli_manages_plugins_through_the_admin_api() {
     assert_eq!(described_field(&described, "SHA256"), sha256(stamp));
     assert_eq!(described_field(&described, "Calls"), "0", "{described}");
     assert_eq!(described_field(&described, "Failures"), "0", "{described}");
+    assert_eq!(
+        described_field(&described, "Time in calls"),
+        "0.000000 s",
+        "{described}"
+    );
     let reports = s.produce_ck("stamped", json!({"records": [{"k": "a", "v": "b"}]}));
     assert_eq!(ok_report(&reports[0]), (0, 0));
     let described = s.plugins_ok(&["describe", "stamp@1"]);
     assert_eq!(described_field(&described, "Calls"), "1", "{described}");
     assert_eq!(described_field(&described, "Failures"), "0", "{described}");
+    let spent: f64 = described_field(&described, "Time in calls")
+        .strip_suffix(" s")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("time in seconds: {described}"));
+    assert!(spent > 0.0, "the call's time is counted: {described}");
     let api = s.http_json("GET", "/v1/plugins/stamp/1", b"", 200);
     assert_eq!(
         (api["calls"].clone(), api["failures"].clone()),
         (json!(1), json!(0)),
         "{api}"
     );
+    assert!(api["call_seconds"].as_f64().is_some_and(|s| s > 0.0), "{api}");
 
     // delete an unused plugin; then it is gone for describe, delete and the API.
     s.upload("spare@1", artifacts::JSON_VALIDATE);
@@ -940,6 +956,7 @@ fn partitioner_takes_a_whole_request_and_a_refusal_fails_only_its_partition() {
 /// A partitioner that runs out of time fails the request's partitions of its topic after
 /// one time budget: one call for all of them, not one per partition. One that traps is
 /// asked again for each partition, and each fails with the trap. Other topics are served.
+/// The time requests spent in the calls is counted, the whole budget of a call that ran out.
 #[test]
 fn a_failing_partitioner_fails_its_topics_partitions_of_the_request() {
     let s = Strom::start();
@@ -965,6 +982,7 @@ fn a_failing_partitioner_fails_its_topics_partitions_of_the_request() {
     for (topic, calls_expected, what) in [("p-loop", 1, "time budget of 300 ms"), ("p-trap", 4, "trapped")] {
         let requests = s.metric("strom_requests_total{api=\"Produce\"}");
         let calls = s.metric("strom_plugin_calls_total{plugin=\"badp@1\"}");
+        let seconds: f64 = s.sample("strom_plugin_call_seconds_total{plugin=\"badp@1\"}");
         // kafka-python lingers, then drains the three partitions' batches into one request.
         let records: Vec<Value> = (0..3).map(|p| json!({"v": format!("r{p}"), "p": p})).collect();
         let reports = s.produce_kp(topic, json!({"records": records, "linger_ms": 500}));
@@ -986,6 +1004,11 @@ fn a_failing_partitioner_fails_its_topics_partitions_of_the_request() {
             calls_expected,
             "{topic}: calls into the partitioner"
         );
+        // The time requests spent in the plugin is counted, a call that ran out of time
+        // included: at least its budget.
+        let spent = s.sample::<f64>("strom_plugin_call_seconds_total{plugin=\"badp@1\"}") - seconds;
+        let least = if topic == "p-loop" { 0.3 } else { 1e-6 };
+        assert!((least..3.0).contains(&spent), "{topic}: {spent} s in partitioner calls");
         assert_eq!(s.dump(topic, 3, 0).1, vec![0, 0, 0], "{topic}: nothing stored");
     }
     let plain = s.produce_kp("plain", json!({"records": [{"v": "still served"}]}));

@@ -81,6 +81,7 @@ async fn describe(State(broker): State<Arc<Broker>>, Path((name, version)): Path
     let (calls, failures) = broker.plugins.stats(&plugin.id());
     body["calls"] = json!(calls);
     body["failures"] = json!(failures);
+    body["call_seconds"] = json!(broker.plugins.busy(&plugin.id()).as_secs_f64());
     Json(body).into_response()
 }
 

@@ -155,16 +155,17 @@ pub fn render(broker: &Broker) -> String {
         "# HELP strom_plugin_calls_total Calls into each loaded plugin.\n# TYPE strom_plugin_calls_total counter"
     );
     let mut failures = String::from("# HELP strom_plugin_failures_total Plugin calls that trapped, ran out of time or memory, or returned an invalid answer.\n# TYPE strom_plugin_failures_total counter\n");
+    let mut busy = String::from("# HELP strom_plugin_call_seconds_total Time requests spent in calls into each plugin, copies in and out included.\n# TYPE strom_plugin_call_seconds_total counter\n");
     for plugin in broker.metadata.image().plugins() {
-        let (calls, failed) = broker.plugins.stats(&plugin.id());
-        let _ = writeln!(out, "strom_plugin_calls_total{{plugin=\"{}\"}} {calls}", plugin.id());
-        let _ = writeln!(
-            failures,
-            "strom_plugin_failures_total{{plugin=\"{}\"}} {failed}",
-            plugin.id()
-        );
+        let id = plugin.id();
+        let (calls, failed) = broker.plugins.stats(&id);
+        let _ = writeln!(out, "strom_plugin_calls_total{{plugin=\"{id}\"}} {calls}");
+        let _ = writeln!(failures, "strom_plugin_failures_total{{plugin=\"{id}\"}} {failed}");
+        let seconds = broker.plugins.busy(&id).as_secs_f64();
+        let _ = writeln!(busy, "strom_plugin_call_seconds_total{{plugin=\"{id}\"}} {seconds}");
     }
     out.push_str(&failures);
+    out.push_str(&busy);
     process_metrics(&mut out);
     out
 }

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use strom_metadata::{MetadataImage, MetadataRecord, TopicImage};
@@ -217,6 +218,16 @@ impl PluginManager {
                 let (pc, pf) = p.stats();
                 (c + pc, f + pf)
             })
+    }
+
+    /// Time spent in calls, summed over every loaded attachment of `id`.
+    pub fn busy(&self, id: &str) -> Duration {
+        self.loaded
+            .lock()
+            .iter()
+            .filter(|(k, _)| k.id == id)
+            .map(|(_, p)| p.busy())
+            .sum()
     }
 
     /// Whether any topic attaches a plugin (through its own configs or the broker's

@@ -85,7 +85,7 @@ impl std::str::FromStr for PluginRef {
 }
 
 /// What the broker knows about an uploaded plugin.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PluginInfo {
     pub name: String,
     pub version: String,
@@ -104,6 +104,10 @@ pub struct PluginInfo {
     /// Calls that failed: traps, time budget, memory cap, invalid answers (descriptions only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<u64>,
+    /// Time requests spent in calls into the plugin since the broker started, in seconds
+    /// (descriptions only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_seconds: Option<f64>,
 }
 
 impl PluginInfo {
@@ -164,7 +168,7 @@ impl AdminApiError {
 }
 
 /// The answer to an upload.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Uploaded {
     pub info: PluginInfo,
     /// False when the broker already had exactly these bytes under this name and version.
@@ -271,18 +275,30 @@ impl AdminApi {
         }
     }
 
-    /// The broker process's CPU time so far (user and system), from `GET /metrics`.
-    pub async fn broker_cpu_seconds(&self) -> Result<f64> {
+    /// What the broker has spent so far, from `GET /metrics`: its process's CPU time (user
+    /// and system) and the time its requests spent in plugin calls.
+    pub async fn broker_costs(&self) -> Result<BrokerCosts> {
         let path = "/metrics".to_string();
         let answer = self.request("GET", &path, None).await?;
         if answer.status != 200 {
             return Err(self.status_error(answer).into());
         }
         let text = String::from_utf8_lossy(&answer.body);
-        text.lines()
-            .find_map(|line| line.strip_prefix("process_cpu_seconds_total "))
-            .and_then(|v| v.trim().parse().ok())
-            .ok_or_else(|| anyhow::anyhow!("{}{path} has no process_cpu_seconds_total", self.base))
+        let value = |line: &str| line.rsplit_once(' ').and_then(|(_, v)| v.trim().parse::<f64>().ok());
+        let cpu_seconds = text
+            .lines()
+            .find(|line| line.starts_with("process_cpu_seconds_total "))
+            .and_then(value)
+            .ok_or_else(|| anyhow::anyhow!("{}{path} has no process_cpu_seconds_total", self.base))?;
+        let plugin_call_seconds = text
+            .lines()
+            .filter(|line| line.starts_with("strom_plugin_call_seconds_total{"))
+            .filter_map(value)
+            .sum();
+        Ok(BrokerCosts {
+            cpu_seconds,
+            plugin_call_seconds,
+        })
     }
 
     /// Sends one request on the blocking pool and reads the whole answer.
@@ -384,6 +400,14 @@ fn error_text(status: u16, body: &[u8]) -> String {
     } else {
         text
     }
+}
+
+/// Cost counters of a broker (see [`AdminApi::broker_costs`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BrokerCosts {
+    pub cpu_seconds: f64,
+    /// Summed over all plugins.
+    pub plugin_call_seconds: f64,
 }
 
 #[cfg(test)]

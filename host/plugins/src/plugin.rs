@@ -16,7 +16,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use wasmtime::component::Component;
@@ -220,6 +220,8 @@ pub struct LoadedPlugin {
     pool: Mutex<Vec<Instance>>,
     calls: AtomicU64,
     failures: AtomicU64,
+    /// Nanoseconds spent in calls, from taking an instance to the answer.
+    busy_nanos: AtomicU64,
 }
 
 /// Finds which Strom world a compiled component exports.
@@ -293,6 +295,7 @@ impl LoadedPlugin {
             pool: Mutex::new(Vec::new()),
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            busy_nanos: AtomicU64::new(0),
         })
     }
 
@@ -310,6 +313,12 @@ impl LoadedPlugin {
             self.calls.load(Ordering::Relaxed),
             self.failures.load(Ordering::Relaxed),
         )
+    }
+
+    /// Time spent in calls so far (wall clock, from taking an instance to the answer,
+    /// including an instantiation when no instance was ready, and the copies in and out).
+    pub fn busy(&self) -> Duration {
+        Duration::from_nanos(self.busy_nanos.load(Ordering::Relaxed))
     }
 
     /// Runs `work` (an instantiation or a call) under the time budget: past it, `work` is
@@ -386,6 +395,17 @@ impl LoadedPlugin {
         call: impl AsyncFnOnce(&mut Store<State>, &Bound) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let outcome = self.call_on_instance(call).await;
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.busy_nanos.fetch_add(nanos, Ordering::Relaxed);
+        outcome
+    }
+
+    async fn call_on_instance<R>(
+        &self,
+        call: impl AsyncFnOnce(&mut Store<State>, &Bound) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
         let pooled = self.pool.lock().pop();
         let mut instance = match pooled {
             Some(instance) => instance,

@@ -147,7 +147,7 @@ fn format_list(plugins: &[PluginInfo]) -> String {
 fn format_description(info: &PluginInfo) -> String {
     let count = |c: Option<u64>| c.map_or_else(|| "-".to_string(), |c| c.to_string());
     format!(
-        "Name: {}\nVersion: {}\nWorld: {}\nSize: {}\nSHA256: {}\nCalls: {}\nFailures: {}\nTopics: {}\n",
+        "Name: {}\nVersion: {}\nWorld: {}\nSize: {}\nSHA256: {}\nCalls: {}\nFailures: {}\nTime in calls: {}\nTopics: {}\n",
         info.name,
         info.version,
         info.world,
@@ -155,6 +155,7 @@ fn format_description(info: &PluginInfo) -> String {
         info.sha256,
         count(info.calls),
         count(info.failures),
+        info.call_seconds.map_or_else(|| "-".to_string(), |s| format!("{s:.6} s")),
         format_uses(info)
     )
 }
@@ -220,6 +221,7 @@ mod tests {
                 .collect(),
             calls: None,
             failures: None,
+            call_seconds: None,
         }
     }
 
@@ -292,10 +294,11 @@ mod tests {
         let mut i = info("redact", "1", &[("payments", "interceptors.fetch")]);
         i.calls = Some(7);
         i.failures = Some(0);
+        i.call_seconds = Some(0.25);
         assert_eq!(
             format_description(&i),
             "Name: redact\nVersion: 1\nWorld: record-interceptor\nSize: 12345\nSHA256: 00ff\n\
-             Calls: 7\nFailures: 0\nTopics: payments(interceptors.fetch)\n"
+             Calls: 7\nFailures: 0\nTime in calls: 0.250000 s\nTopics: payments(interceptors.fetch)\n"
         );
     }
 }

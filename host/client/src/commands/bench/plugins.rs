@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::produce::ProduceBench;
 use super::report::{print_json, print_line, round3};
-use crate::admin_api::{AdminApi, PluginRef};
+use crate::admin_api::{AdminApi, BrokerCosts, PluginRef};
 use crate::commands::{AdminArgs, ConnectionArgs};
 use crate::producer::CompressionType;
 
@@ -118,16 +118,16 @@ impl PluginsBench {
                     compression: CompressionType::default(),
                     throughput: None,
                 };
-                // The broker's CPU counter is optional: an older broker has none.
-                let cpu_before = api.broker_cpu_seconds().await.ok();
+                // The broker's cost counters are optional: an older broker has none.
+                let before = api.broker_costs().await.ok();
                 let result = bench
                     .measure(connection)
                     .await
                     .with_context(|| format!("benchmark with {label}"))?;
-                let cpu_after = api.broker_cpu_seconds().await.ok();
-                let broker_us_per_record = match (cpu_before, cpu_after) {
+                let after = api.broker_costs().await.ok();
+                let per_record = |cost: fn(&BrokerCosts) -> f64| match (&before, &after) {
                     (Some(before), Some(after)) if result.acked > 0 => {
-                        Some((after - before) * 1e6 / result.acked as f64)
+                        Some((cost(after) - cost(before)) * 1e6 / result.acked as f64)
                     }
                     _ => None,
                 };
@@ -135,7 +135,8 @@ impl PluginsBench {
                     records_per_sec: result.records_per_sec,
                     mb_per_sec: result.mb_per_sec,
                     p99_ms: result.latencies.quantile_ms(0.99),
-                    broker_us_per_record,
+                    broker_us_per_record: per_record(|c| c.cpu_seconds),
+                    plugin_us_per_record: per_record(|c| c.plugin_call_seconds),
                 });
             }
         }
@@ -159,10 +160,13 @@ impl PluginsBench {
             self.partitions
         ));
         for (label, s) in &rows {
-            let cpu = match (s.broker_us_per_record, cpu_ratio(s)) {
+            let mut cpu = match (s.broker_us_per_record, cpu_ratio(s)) {
                 (Some(us), Some(ratio)) => format!("  broker CPU {us:>6.3} µs/record ({ratio:.2}x)"),
                 _ => String::new(),
             };
+            if let Some(us) = s.plugin_us_per_record.filter(|&us| us > 0.0) {
+                cpu.push_str(&format!(", {us:.3} of it in plugin calls"));
+            }
             print_line(&format!(
                 "{label:<28} {:>12.0} records/sec {:>8.2} MB/sec  p99 {:>7.2} ms  {:>6.1}% of no plugin{cpu}",
                 s.records_per_sec,
@@ -186,6 +190,7 @@ impl PluginsBench {
                 "ratio_to_no_plugin": round3(s.records_per_sec / base.records_per_sec),
                 "broker_cpu_us_per_record": s.broker_us_per_record.map(round3),
                 "broker_cpu_ratio_to_no_plugin": cpu_ratio(s).map(round3),
+                "plugin_call_us_per_record": s.plugin_us_per_record.map(round3),
             })).collect::<Vec<_>>(),
         }));
         Ok(())
@@ -203,6 +208,9 @@ struct Sample {
     mb_per_sec: f64,
     p99_ms: f64,
     broker_us_per_record: Option<f64>,
+    /// Wall-clock time in plugin calls: a call waits on nothing, so while a core is free
+    /// this is about the CPU time it took.
+    plugin_us_per_record: Option<f64>,
 }
 
 impl Sample {
@@ -212,12 +220,16 @@ impl Sample {
             values.sort_by(f64::total_cmp);
             values.get(values.len() / 2).copied().unwrap_or(0.0)
         };
-        let cpu: Vec<f64> = samples.iter().filter_map(|s| s.broker_us_per_record).collect();
+        let all = |figure: fn(&Sample) -> Option<f64>| {
+            let values: Vec<f64> = samples.iter().filter_map(figure).collect();
+            (values.len() == samples.len() && !values.is_empty()).then(|| median(values))
+        };
         Sample {
             records_per_sec: median(samples.iter().map(|s| s.records_per_sec).collect()),
             mb_per_sec: median(samples.iter().map(|s| s.mb_per_sec).collect()),
             p99_ms: median(samples.iter().map(|s| s.p99_ms).collect()),
-            broker_us_per_record: (cpu.len() == samples.len() && !cpu.is_empty()).then(|| median(cpu)),
+            broker_us_per_record: all(|s| s.broker_us_per_record),
+            plugin_us_per_record: all(|s| s.plugin_us_per_record),
         }
     }
 }
