@@ -34,6 +34,15 @@ pub async fn handle(
         let mut topic_response = TopicProduceResponse::default();
         topic_response.name = topic.name.clone();
         let may_write = broker.authorized(ctx, Operation::Write, ResourceType::Topic, &name);
+        let topic_image = image.topic(&name);
+        // What the topic attaches is looked up once per topic, not per partition, and not
+        // at all (one atomic load) while no topic attaches anything.
+        let plugins = match topic_image {
+            Some(t) if broker.plugins.any_attached(&broker.config, &image) => {
+                broker.plugins.for_topic(&broker.config, &image, t)
+            }
+            _ => Ok(None),
+        };
         // Partitions of a topic with produce plugins wait here, to be planned together
         // after the loop (one partitioner call for the whole request, see
         // `intercept::plan_produce`); the others are appended as the loop reaches them.
@@ -69,7 +78,7 @@ pub async fn handle(
                     "transactions are not supported by this broker yet".to_string(),
                 ))
             } else {
-                match (broker.partitions.get(&name, partition_data.index), image.topic(&name)) {
+                match (broker.partitions.get(&name, partition_data.index), topic_image) {
                     (Some(partition), Some(topic_image)) => {
                         // Only acks=all asks about replicas: the common acks=1 path skips the
                         // config lookup (a string-keyed map search per partition).
@@ -85,18 +94,15 @@ pub async fn handle(
                                 format!("min.insync.replicas is {min_isr} but only 1 replica is in sync"),
                             ))
                         } else {
-                            match (
-                                partition_data.records,
-                                broker.plugins.for_topic(&broker.config, &image, topic_image),
-                            ) {
+                            match (partition_data.records, &plugins) {
                                 (None, _) => Err((
                                     ResponseError::InvalidRecord,
                                     "the partition's records are null".to_string(),
                                 )),
-                                (Some(_), Err(message)) => Err((ResponseError::PolicyViolation, message)),
+                                (Some(_), Err(message)) => Err((ResponseError::PolicyViolation, message.clone())),
                                 (Some(records), Ok(Some(plugins))) if plugins.touches_produce() => {
                                     let input = intercept::ProduceInput {
-                                        plugins,
+                                        plugins: Arc::clone(plugins),
                                         topic: name.clone(),
                                         partition_count: topic_image.partitions,
                                         addressed: partition_data.index,
