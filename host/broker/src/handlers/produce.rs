@@ -43,6 +43,13 @@ pub async fn handle(
             }
             _ => Ok(None),
         };
+        // Only acks=all asks about replicas, once per topic (a string-keyed config search).
+        let min_isr: i64 = match (acks, topic_image) {
+            (-1, Some(t)) => topic_config::effective(&broker.config, &t.configs, "min.insync.replicas")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1),
+            _ => 1,
+        };
         // Partitions of a topic with produce plugins wait here, to be planned together
         // after the loop (one partitioner call for the whole request, see
         // `intercept::plan_produce`); the others are appended as the loop reaches them.
@@ -80,14 +87,6 @@ pub async fn handle(
             } else {
                 match (broker.partitions.get(&name, partition_data.index), topic_image) {
                     (Some(partition), Some(topic_image)) => {
-                        // Only acks=all asks about replicas: the common acks=1 path skips the
-                        // config lookup (a string-keyed map search per partition).
-                        let min_isr: i64 = match acks {
-                            -1 => topic_config::effective(&broker.config, &topic_image.configs, "min.insync.replicas")
-                                .and_then(|v| v.parse().ok())
-                                .unwrap_or(1),
-                            _ => 1,
-                        };
                         if min_isr > 1 {
                             Err((
                                 ResponseError::NotEnoughReplicas,
