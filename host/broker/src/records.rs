@@ -120,7 +120,7 @@ pub fn encode_section(
     out.put_i32(template.base_sequence);
     out.put_i32(count as i32);
     out.put_slice(body);
-    let crc = crc32c::crc32c(&out[21..]);
+    let crc = strom_storage::crc32c(&out[21..]);
     out[17..21].copy_from_slice(&crc.to_be_bytes());
     Ok(out.freeze())
 }

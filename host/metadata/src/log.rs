@@ -11,6 +11,11 @@ use parking_lot::Mutex;
 use crate::records::MetadataRecord;
 use crate::MetadataError;
 
+/// The checksum of an entry: CRC-32C, as Kafka's record batches use.
+fn crc32c(bytes: &[u8]) -> u32 {
+    crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, bytes) as u32
+}
+
 /// A durable, ordered log of metadata records.
 pub trait MetadataLog: Send + Sync {
     /// Appends records; returns once they are committed (durable on a quorum).
@@ -76,7 +81,7 @@ impl LocalMetadataLog {
                 break;
             }
             let body = &raw[pos + 8..pos + 8 + len];
-            if crc32c::crc32c(body) != crc {
+            if crc32c(body) != crc {
                 break;
             }
             let Ok(record) = serde_json::from_slice(body) else {
@@ -95,7 +100,7 @@ impl MetadataLog for LocalMetadataLog {
         for record in records {
             let body = serde_json::to_vec(record).expect("metadata records always serialize");
             buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
-            buf.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+            buf.extend_from_slice(&crc32c(&body).to_be_bytes());
             buf.extend_from_slice(&body);
         }
         let mut file = self.file.lock();

@@ -161,11 +161,11 @@ pub fn validate_with(batch: &[u8], origin: Origin) -> Result<BatchHeader, Storag
     }
     let actual = match origin {
         Origin::BrokerChecked => header.crc,
-        Origin::Client | Origin::Broker => crc32c::crc32c(&batch[ATTRIBUTES..]),
+        Origin::Client | Origin::Broker => crate::crc32c(&batch[ATTRIBUTES..]),
     };
     debug_assert_eq!(
         actual,
-        crc32c::crc32c(&batch[ATTRIBUTES..]),
+        crate::crc32c(&batch[ATTRIBUTES..]),
         "a checked batch has a valid CRC"
     );
     if actual != header.crc {
@@ -258,7 +258,7 @@ pub fn stamp_log_append_time(batch: &mut [u8], now_ms: i64) {
     let attributes = i16::from_be_bytes(batch[ATTRIBUTES..ATTRIBUTES + 2].try_into().unwrap());
     batch[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&(attributes | TIMESTAMP_TYPE_BIT).to_be_bytes());
     batch[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&now_ms.to_be_bytes());
-    let crc = crc32c::crc32c(&batch[ATTRIBUTES..]);
+    let crc = crate::crc32c(&batch[ATTRIBUTES..]);
     batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
@@ -308,7 +308,7 @@ pub(crate) mod tests {
         b.extend_from_slice(&records);
         let length = (b.len() - LOG_OVERHEAD) as i32;
         b[8..12].copy_from_slice(&length.to_be_bytes());
-        let crc = crc32c::crc32c(&b[ATTRIBUTES..]);
+        let crc = crate::crc32c(&b[ATTRIBUTES..]);
         b[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
         b
     }

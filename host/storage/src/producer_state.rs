@@ -150,7 +150,7 @@ impl ProducerState {
                 buf.extend_from_slice(&b.last_offset.to_be_bytes());
             }
         }
-        let crc = crc32c::crc32c(&buf);
+        let crc = crate::crc32c(&buf);
         buf.extend_from_slice(&crc.to_be_bytes());
         crate::checkpoint::write_atomically(&snapshot_path(dir, offset), &buf)
     }
@@ -162,7 +162,7 @@ impl ProducerState {
             return None;
         }
         let (body, crc) = raw.split_at(raw.len() - 4);
-        if crc32c::crc32c(body) != u32::from_be_bytes(crc.try_into().ok()?) {
+        if crate::crc32c(body) != u32::from_be_bytes(crc.try_into().ok()?) {
             return None;
         }
         let mut r = Reader(body);

@@ -118,7 +118,7 @@ impl BatchTemplate {
         let mut b = BytesMut::from(&self.bytes[..]);
         b[FIRST_TIMESTAMP_AT..FIRST_TIMESTAMP_AT + 8].copy_from_slice(&timestamp.to_be_bytes());
         b[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&timestamp.to_be_bytes());
-        let crc = crc32c::crc32c(&b[CRC_FROM..]);
+        let crc = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, &b[CRC_FROM..]) as u32;
         b[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
         b.freeze()
     }
