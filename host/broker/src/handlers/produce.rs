@@ -35,10 +35,11 @@ pub async fn handle(
         topic_response.name = topic.name.clone();
         let may_write = broker.authorized(ctx, Operation::Write, ResourceType::Topic, &name);
         let topic_image = image.topic(&name);
-        // What the topic attaches is looked up once per topic, not per partition, and not
-        // at all (one atomic load) while no topic attaches anything.
+        // What the topic attaches is looked up once per topic, not per partition; not at all
+        // (one atomic load) while no topic attaches anything, nor for a principal that may
+        // not write (resolving may load and compile a component).
         let plugins = match topic_image {
-            Some(t) if broker.plugins.any_attached(&broker.config, &image) => {
+            Some(t) if may_write && broker.plugins.any_attached(&broker.config, &image) => {
                 broker.plugins.for_topic(&broker.config, &image, t)
             }
             _ => Ok(None),
@@ -136,10 +137,10 @@ pub async fn handle(
         }
         if !with_plugins.is_empty() {
             let plans = intercept::plan_produce(&inputs).await;
-            for (((slot, partition, batch_bytes), plan), input) in with_plugins.iter().zip(plans).zip(&inputs) {
+            for ((slot, partition, batch_bytes), plan) in with_plugins.iter().zip(plans) {
                 let r = &mut topic_response.partition_responses[*slot];
                 let outcome = match plan {
-                    Ok(plan) => append_planned(broker, partition, &input.topic, plan, r).await,
+                    Ok(plan) => append_planned(broker, partition, &name, plan, r).await,
                     Err(refusal) => Err(refusal),
                 };
                 settle(broker, ctx, &name, r, *batch_bytes, outcome, &mut first_failure);
