@@ -78,10 +78,10 @@ async fn describe(State(broker): State<Arc<Broker>>, Path((name, version)): Path
         return error(StatusCode::NOT_FOUND, format!("plugin {name}@{version} does not exist"));
     };
     let mut body = summary(&broker, plugin);
-    let (calls, failures) = broker.plugins.stats(&plugin.id());
-    body["calls"] = json!(calls);
-    body["failures"] = json!(failures);
-    body["call_seconds"] = json!(broker.plugins.busy(&plugin.id()).as_secs_f64());
+    let stats = broker.plugins.stats(&plugin.id());
+    body["calls"] = json!(stats.calls);
+    body["failures"] = json!(stats.failures);
+    body["call_seconds"] = json!(stats.busy.as_secs_f64());
     Json(body).into_response()
 }
 

@@ -158,10 +158,14 @@ pub fn render(broker: &Broker) -> String {
     let mut busy = String::from("# HELP strom_plugin_call_seconds_total Time requests spent in calls into each plugin, copies in and out included.\n# TYPE strom_plugin_call_seconds_total counter\n");
     for plugin in broker.metadata.image().plugins() {
         let id = plugin.id();
-        let (calls, failed) = broker.plugins.stats(&id);
-        let _ = writeln!(out, "strom_plugin_calls_total{{plugin=\"{id}\"}} {calls}");
-        let _ = writeln!(failures, "strom_plugin_failures_total{{plugin=\"{id}\"}} {failed}");
-        let seconds = broker.plugins.busy(&id).as_secs_f64();
+        let stats = broker.plugins.stats(&id);
+        let _ = writeln!(out, "strom_plugin_calls_total{{plugin=\"{id}\"}} {}", stats.calls);
+        let _ = writeln!(
+            failures,
+            "strom_plugin_failures_total{{plugin=\"{id}\"}} {}",
+            stats.failures
+        );
+        let seconds = stats.busy.as_secs_f64();
         let _ = writeln!(busy, "strom_plugin_call_seconds_total{{plugin=\"{id}\"}} {seconds}");
     }
     out.push_str(&failures);

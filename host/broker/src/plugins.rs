@@ -54,6 +54,14 @@ struct AttachmentKey {
 /// A topic's configs and the plugins resolved from them (None: it attaches none).
 type ResolvedTopic = (BTreeMap<String, String>, Option<Arc<TopicPlugins>>);
 
+/// A plugin's calls, failed calls and time spent in calls (see `PluginManager::stats`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PluginStats {
+    pub calls: u64,
+    pub failures: u64,
+    pub busy: Duration,
+}
+
 pub struct PluginManager {
     runtime: PluginRuntime,
     loaded: Mutex<HashMap<AttachmentKey, Arc<LoadedPlugin>>>,
@@ -208,26 +216,16 @@ impl PluginManager {
         }
     }
 
-    /// (calls, failures) summed over every loaded attachment of `id`.
-    pub fn stats(&self, id: &str) -> (u64, u64) {
-        self.loaded
-            .lock()
-            .iter()
-            .filter(|(k, _)| k.id == id)
-            .fold((0, 0), |(c, f), (_, p)| {
-                let (pc, pf) = p.stats();
-                (c + pc, f + pf)
-            })
-    }
-
-    /// Time spent in calls, summed over every loaded attachment of `id`.
-    pub fn busy(&self, id: &str) -> Duration {
-        self.loaded
-            .lock()
-            .iter()
-            .filter(|(k, _)| k.id == id)
-            .map(|(_, p)| p.busy())
-            .sum()
+    /// What the loaded attachments of `id` have done together so far.
+    pub fn stats(&self, id: &str) -> PluginStats {
+        let mut stats = PluginStats::default();
+        for (_, p) in self.loaded.lock().iter().filter(|(k, _)| k.id == id) {
+            let (calls, failures) = p.stats();
+            stats.calls += calls;
+            stats.failures += failures;
+            stats.busy += p.busy();
+        }
+        stats
     }
 
     /// Whether any topic attaches a plugin (through its own configs or the broker's
