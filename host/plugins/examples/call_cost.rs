@@ -3,12 +3,14 @@
 //! It calls the shipped murmur2 batch partitioner and the header-stamp batch interceptor
 //! with a batch of 135 records (16-byte keys, 100-byte values: a 16 KiB producer batch)
 //! and prints the median time per call and per record; then four such batches in four
-//! calls and in one (the broker calls a partitioner once per produce request), next to
-//! the host's check of an interceptor's answer for scale, and the same work as the two
-//! plugins compiled natively (the SDK's reader and writer, the client's murmur2): the
-//! floor a guest cannot go below. An argument keeps only the cases whose label contains
-//! it; `python-memory` instead follows the Python example partitioner's memory over
-//! 14,000 calls (build `examples/` first).
+//! calls and in one (the broker calls a partitioner once per produce request); the same
+//! four batches through a partitioner that reads nothing (the floor under any batch
+//! partitioner: the call, the copies in and out, the host's check); the host's check of an
+//! interceptor's answer for scale; and the same work as the two plugins compiled natively
+//! (the SDK's reader and writer, the client's murmur2): the floor a guest's own work cannot
+//! go below. An argument keeps only the cases whose label contains it; `python-memory`
+//! instead follows the Python example partitioner's memory over 14,000 calls (build
+//! `examples/` first).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -73,6 +75,19 @@ fn main() -> anyhow::Result<()> {
         }
         executor
             .block_on(partitioner.partition_encoded("t", 4, &joined, 4 * RECORDS, 0))
+            .expect("partitioner call");
+    });
+    // The floor under any batch partitioner: the same request through a guest that reads
+    // nothing and puts every record in partition 0 (the test partitioner's default mode).
+    // What remains is the call itself, the copies in and out, and the host's check.
+    let empty = load(artifacts::TEST_MISBEHAVE_PARTITIONER)?;
+    report("empty partitioner, 4 batches, 1 call", 4 * RECORDS, || {
+        let mut joined = Vec::with_capacity(four.iter().map(Vec::len).sum());
+        for batch in &four {
+            joined.extend_from_slice(batch);
+        }
+        executor
+            .block_on(empty.partition_encoded("t", 4, &joined, 4 * RECORDS, 0))
             .expect("partitioner call");
     });
     let mut one = Vec::new();
